@@ -1,0 +1,176 @@
+/*
+ * ops.h - the compute kernels of the Llama forward pass, as plain C.
+ *
+ * Every function here lives in a module under modules/ (one source file
+ * per op family) and is reached by the kernel only through the module
+ * table.  The same sources also build for the host, where tests compare
+ * them with a numpy reference.  Nothing here may call the kernel directly:
+ * what a module needs (expf, ...) comes through struct fluid_services.
+ *
+ * Block layouts follow ggml (ggml-common.h of llama.cpp) byte for byte; see
+ * ../shared/REFERENCE.md "Block layouts".  All data is little-endian.
+ * Lengths are in elements (weights / floats) unless they say bytes.
+ */
+#ifndef FLUID_OPS_H
+#define FLUID_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml type ids as stored in GGUF tensor records. */
+enum ggml_type {
+    GGML_TYPE_F32 = 0,
+    GGML_TYPE_F16 = 1,
+    GGML_TYPE_Q4_0 = 2,
+    GGML_TYPE_Q4_1 = 3,
+    GGML_TYPE_Q5_0 = 6,
+    GGML_TYPE_Q5_1 = 7,
+    GGML_TYPE_Q8_0 = 8,
+    GGML_TYPE_Q8_1 = 9,
+    GGML_TYPE_Q2_K = 10,
+    GGML_TYPE_Q3_K = 11,
+    GGML_TYPE_Q4_K = 12,
+    GGML_TYPE_Q5_K = 13,
+    GGML_TYPE_Q6_K = 14,
+    GGML_TYPE_Q8_K = 15,
+    GGML_TYPE_BF16 = 30,
+};
+
+typedef uint16_t ggml_half; /* IEEE 754 binary16 bits */
+
+#define QK4_0 32
+#define QK8_0 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+/* Q4_0: 32 weights, w = d * (nibble - 8); byte j: weight j low, j+16 high. */
+struct block_q4_0 { ggml_half d; uint8_t qs[QK4_0 / 2]; };
+/* Q8_0: 32 weights, w = d * q. */
+struct block_q8_0 { ggml_half d; int8_t qs[QK8_0]; };
+/* Q4_K: 256 weights in 8 sub-blocks of 32, 6-bit scales and mins. */
+struct block_q4_K {
+    ggml_half d, dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qs[QK_K / 2];
+};
+/* Q5_K: as Q4_K plus a fifth bit per weight in qh. */
+struct block_q5_K {
+    ggml_half d, dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+};
+/* Q6_K: 256 weights, 16 int8 scales, d last. */
+struct block_q6_K {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    ggml_half d;
+};
+/* Q8_K: activation blocks for K-quant dot products (never stored in GGUF). */
+struct block_q8_K {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16]; /* sum of each group of 16 qs */
+};
+
+_Static_assert(sizeof(struct block_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(struct block_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(struct block_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(struct block_q5_K) == 176, "q5_K");
+_Static_assert(sizeof(struct block_q6_K) == 210, "q6_K");
+_Static_assert(sizeof(struct block_q8_K) == 292, "q8_K");
+
+/* What modules may call in the kernel (or in the host test harness). */
+struct fluid_services {
+    uint32_t version;             /* FLUID_SERVICES_VERSION */
+    float (*expf)(float);         /* llvm-libc, correctly rounded */
+    float (*sqrtf)(float);
+};
+#define FLUID_SERVICES_VERSION 1u
+
+/*
+ * Activation formats.  For each weight type, llama.cpp converts the
+ * activation row to a "vec_dot type" before the dot product:
+ *   F32 -> F32, F16 -> F16, Q4_0/Q8_0 -> Q8_0, Q4_K/Q5_K/Q6_K -> Q8_K.
+ * fluid_act_type() returns it; fluid_act_row_bytes() its row size.
+ */
+
+/*
+ * Matrix product, shared signature for every weight type:
+ *   Y[t * ldy + r] = dot(W row r, X row t)   for r in [row0, row1), t < n_tok
+ * W: n_out rows of n_in weights, each row w_row_bytes long (the GGUF
+ *    layout: ne = [n_in, n_out]).
+ * X: n_tok activation rows already converted to the vec_dot type, each
+ *    x_row_bytes long.
+ * n_in must be a multiple of the weight type's block size.
+ * Kernels may reuse a loaded weight block across tokens (prefill).
+ */
+struct matmul_args {
+    const void *w;
+    size_t w_row_bytes;
+    const void *x;
+    size_t x_row_bytes;
+    float *y;
+    size_t ldy;       /* floats between rows of Y (usually n_out) */
+    int n_in;
+    int row0, row1;   /* output rows to compute */
+    int n_tok;
+};
+
+/* The services table the module was initialised with (modules/modrt.c).
+ * Hidden, so module code reaches it RIP-relative (no GOT entry). */
+#if defined(__ELF__)
+__attribute__((visibility("hidden")))
+#endif
+extern const struct fluid_services *fluid_svc;
+/* Module entry (modules/modrt.c): store s in fluid_svc; call first. */
+void fluid_module_init(const struct fluid_services *s);
+
+/* ---- Matrix products and row dequantisation, one module per weight type.
+ * dequant_<t>(w, y, n): y[0..n) = the n weights of one row starting at w.
+ * Formulas: ggml's dequantize_row_* (llama.cpp ggml-quants.c). */
+void mm_f32(const struct matmul_args *a);
+void mm_f16(const struct matmul_args *a);
+void mm_q8_0(const struct matmul_args *a);
+void mm_q4_0(const struct matmul_args *a);
+void mm_q4_K(const struct matmul_args *a);
+void mm_q5_K(const struct matmul_args *a);
+void mm_q6_K(const struct matmul_args *a);
+void dequant_f32(const void *w, float *y, int n);
+void dequant_f16(const void *w, float *y, int n);
+void dequant_q8_0(const void *w, float *y, int n);
+void dequant_q4_0(const void *w, float *y, int n);
+void dequant_q4_K(const void *w, float *y, int n);
+void dequant_q5_K(const void *w, float *y, int n);
+void dequant_q6_K(const void *w, float *y, int n);
+
+/* ---- Activation conversion (module "quantize"), n a multiple of the
+ * block size.  Formulas: ggml's quantize_row_q8_0_ref / quantize_row_q8_K_ref. */
+void quantize_q8_0(const float *x, void *y, int n);  /* y: n/32 block_q8_0 */
+void quantize_q8_K(const float *x, void *y, int n);  /* y: n/256 block_q8_K */
+void convert_f16(const float *x, void *y, int n);    /* y: n ggml_half */
+void copy_f32(const float *x, void *y, int n);       /* y: n float */
+
+/* ---- Element-wise and normalisation ops (n floats each). */
+/* out = x / sqrt(mean(x^2) + eps) * w   (RMSNorm, Zhang & Sennrich 2019;
+ * llama.cpp accumulates the sum of squares in double). out may equal x. */
+void rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+/* RoPE on n_heads heads of head_dim floats laid out back to back; rotates
+ * adjacent pairs (x[2i], x[2i+1]) by the angle whose cos and sin are
+ * cs[2i], cs[2i+1] (i < head_dim/2), as ggml's rope "normal" mode. */
+void rope(float *x, int n_heads, int head_dim, const float *cs);
+/* out[i] = silu(g[i]) * u[i], silu(v) = v / (1 + exp(-v)). out may equal g. */
+void swiglu(float *out, const float *g, const float *u, int n);
+/* y[i] += x[i] (residual connection). */
+void add(float *y, const float *x, int n);
+
+/* ---- Attention for one query head over n_pos cached positions.
+ * k, v: n_pos rows of head_dim floats, row j at k + j * stride. */
+void attn_scores(const float *q, const float *k, size_t stride, int n_pos,
+                 int head_dim, float scale, float *s);  /* s[j] = scale*q.k_j */
+void softmax(float *s, int n);                           /* in place */
+void attn_wsum(const float *p, const float *v, size_t stride, int n_pos,
+               int head_dim, float *out);                /* out = sum p_j v_j */
+
+#endif

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The one QEMU runner for Fluid: `make run` and the tests both use it.
+
+Chooses KVM when /dev/kvm is usable (-cpu host,-arch-capabilities; plain
+-cpu host aborts on some machines, see REFERENCE.md) and TCG (-cpu max)
+otherwise; uses every host core and 3 GiB unless told.  The
+image is attached as a virtio disk, COM1 is the console.
+
+    fluidvm.py run build/fluid.img [--mem 3G] [--smp N] [--accel kvm|tcg]
+
+Tests use the FluidVM class: it boots with COM1 on pipes, in test mode
+(fw_cfg opt/fluid/test=1 plus isa-debug-exit), so a clean poweroff exits
+QEMU with status 1 and a kernel failure with status 3.
+"""
+import argparse
+import os
+import select
+import subprocess
+import sys
+import time
+
+QEMU = "qemu-system-x86_64"
+EXIT_CLEAN = 1      # isa-debug-exit with value 0: (0 << 1) | 1
+EXIT_FAILURE = 3    # isa-debug-exit with value 1: (1 << 1) | 1
+
+
+def kvm_usable():
+    """True when /dev/kvm opens AND the host CPU has hardware virtualisation
+    (vmx or svm).  A /dev/kvm without them is a paravirtual backend such as
+    PVM (kvm_pvm), which runs only guests written for it: Fluid's kernel
+    would fall into its instruction emulator and die on the first SSE
+    arithmetic instruction.  FLUID_ACCEL=kvm|tcg overrides the choice."""
+    forced = os.environ.get("FLUID_ACCEL")
+    if forced:
+        return forced == "kvm"
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+        os.close(fd)
+    except OSError:
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"vmx", "svm"})
+
+
+def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=()):
+    accel = accel or ("kvm" if kvm_usable() else "tcg")
+    cpu = "host,-arch-capabilities" if accel == "kvm" else "max"
+    smp = smp or os.cpu_count() or 1
+    args = [QEMU, "-machine", "pc", "-accel", accel, "-cpu", cpu,
+            "-m", str(mem), "-smp", str(smp),
+            "-drive", f"file={image},format=raw,if=virtio",
+            "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-display", "none"]
+    if test:
+        # A triple fault ends QEMU instead of rebooting into a loop.
+        args += ["-no-reboot", "-fw_cfg", "name=opt/fluid/test,string=1"]
+    return args + list(extra)
+
+
+class BootError(Exception):
+    """The kernel panicked, QEMU died, or an expected output never came."""
+
+
+class FluidVM:
+    """A booted Fluid in test mode, driven over COM1 on pipes."""
+
+    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120):
+        self.log = bytearray()
+        args = qemu_args(image, mem, smp, accel, test=True, extra=extra)
+        args += ["-serial", "stdio", "-monitor", "none"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, bufsize=0)
+        self._mark = 0
+        self.wait_for(b"fluid> ", boot_timeout)
+
+    def _read_some(self, timeout):
+        r, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not r:
+            return False
+        data = os.read(self.proc.stdout.fileno(), 65536)
+        if not data:
+            raise BootError(self._fail_text("QEMU exited (status %s)" % self.proc.wait()))
+        self.log += data
+        return True
+
+    def _fail_text(self, why):
+        tail = self.log[-6000:].decode("utf-8", "replace")
+        return f"{why}\n----- serial log (last 6000 bytes) -----\n{tail}"
+
+    def wait_for(self, needle, timeout=60):
+        """Wait until `needle` appears after the last mark; return the text
+        from the mark to the end of the needle and move the mark past it."""
+        if isinstance(needle, str):
+            needle = needle.encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            i = self.log.find(needle, self._mark)
+            if i >= 0:
+                out = bytes(self.log[self._mark:i + len(needle)])
+                self._mark = i + len(needle)
+                return out.decode("utf-8", "replace")
+            if b"*** CPU exception" in self.log[self._mark:] or b"System halted" in self.log[self._mark:]:
+                self._drain(1.0)
+                raise BootError(self._fail_text("kernel panic"))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BootError(self._fail_text(f"timed out after {timeout}s waiting for {needle!r}"))
+            self._read_some(min(left, 0.5))
+
+    def _drain(self, seconds):
+        end = time.monotonic() + seconds
+        try:
+            while time.monotonic() < end and self._read_some(0.1):
+                pass
+        except BootError:
+            pass
+
+    def send(self, text):
+        if isinstance(text, str):
+            text = text.encode()
+        self.proc.stdin.write(text)
+        self.proc.stdin.flush()
+
+    def cmd(self, line, timeout=60):
+        """Type a command line and return its output (echo removed, up to
+        the next prompt)."""
+        self.send(line + "\r")
+        out = self.wait_for("fluid> ", timeout)
+        out = out[:-len("fluid> ")]
+        # Drop the echoed command line (up to the first newline).
+        nl = out.find("\n")
+        return out[nl + 1:] if nl >= 0 else out
+
+    def text(self):
+        return self.log.decode("utf-8", "replace")
+
+    def wait_exit(self, timeout=30):
+        end = time.monotonic() + timeout
+        while self.proc.poll() is None and time.monotonic() < end:
+            try:
+                self._read_some(0.2)
+            except BootError:
+                break
+        try:
+            return self.proc.wait(timeout=max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise BootError(self._fail_text("QEMU did not exit"))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="boot an image with COM1 on this terminal")
+    r.add_argument("image")
+    r.add_argument("--mem", default="3G")
+    r.add_argument("--smp", type=int)
+    r.add_argument("--accel", choices=["kvm", "tcg"])
+    a = ap.parse_args()
+    if not os.path.exists(a.image):
+        sys.exit(f"fluidvm: {a.image} does not exist (run `make image`)")
+    args = qemu_args(a.image, a.mem, a.smp, a.accel)
+    args += ["-serial", "mon:stdio"]
+    print("fluidvm: " + " ".join(args), file=sys.stderr)
+    print("fluidvm: leave QEMU with Ctrl-A then X", file=sys.stderr)
+    os.execvp(args[0], args)
+
+
+if __name__ == "__main__":
+    main()
