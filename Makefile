@@ -28,9 +28,17 @@ KCFLAGS := --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
   -fstack-protector-strong \
   -fno-omit-frame-pointer -O2 -g $(WARN) -MMD -MP
 
-KERNEL_SRC := $(shell find kernel -name '*.c' | sort)
+# Compute kernels (modules/) are linked in as the built-in baseline;
+# modrt.c is the modules' own runtime and stays out.
+KERNEL_SRC := $(shell find kernel -name '*.c' | sort) \
+  $(filter-out modules/modrt.c,$(wildcard modules/*.c))
 KERNEL_ASM := $(shell find kernel -name '*.S' | sort)
 KERNEL_OBJ := $(patsubst %,$(B)/%.o,$(KERNEL_SRC) $(KERNEL_ASM))
+
+$(B)/modules/%.c.o: modules/%.c Makefile | deps
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(KCFLAGS) -c $< -o $@
 
 .PHONY: all image run test deps clean help
 all: image

@@ -15,6 +15,8 @@
 #include "dev/power.h"
 #include "lib/kprintf.h"
 #include "mm/phys.h"
+#include "mod/optab.h"
+#include "llm/model.h"
 #include "shell/shell.h"
 
 struct boot_info *boot;
@@ -56,6 +58,8 @@ void kmain(struct boot_info *bi)
     memory_init();
     if (power_test_mode())
         kprintf("test mode: on\n");
+    optab_init_builtin();
+    model_boot_load();
     boot_times.prompt = rdtsc();
     kprintf("boot: stage 2 to prompt %llu.%llu ms (stage 2 %llu ms, kernel %llu ms)\n",
             (unsigned long long)(tsc_to_us(boot_times.prompt - boot_times.stage2) / 1000),

@@ -17,24 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ggml type ids as stored in GGUF tensor records. */
-enum ggml_type {
-    GGML_TYPE_F32 = 0,
-    GGML_TYPE_F16 = 1,
-    GGML_TYPE_Q4_0 = 2,
-    GGML_TYPE_Q4_1 = 3,
-    GGML_TYPE_Q5_0 = 6,
-    GGML_TYPE_Q5_1 = 7,
-    GGML_TYPE_Q8_0 = 8,
-    GGML_TYPE_Q8_1 = 9,
-    GGML_TYPE_Q2_K = 10,
-    GGML_TYPE_Q3_K = 11,
-    GGML_TYPE_Q4_K = 12,
-    GGML_TYPE_Q5_K = 13,
-    GGML_TYPE_Q6_K = 14,
-    GGML_TYPE_Q8_K = 15,
-    GGML_TYPE_BF16 = 30,
-};
+#include "ggml_types.h"   /* enum ggml_type: ids as stored in GGUF */
 
 typedef uint16_t ggml_half; /* IEEE 754 binary16 bits */
 
@@ -148,6 +131,10 @@ void dequant_q6_K(const void *w, float *y, int n);
 /* ---- Activation conversion (module "quantize"), n a multiple of the
  * block size.  Formulas: ggml's quantize_row_q8_0_ref / quantize_row_q8_K_ref. */
 void quantize_q8_0(const float *x, void *y, int n);  /* y: n/32 block_q8_0 */
+/* Q8_0 with the rounding of ggml's x86 SIMD quantize_row_q8_0 (id =
+ * 127/amax, round half to even): what llama.cpp on AVX2 feeds its Q4_0
+ * kernels (see tools/quants.py act_q8_0_avx). */
+void quantize_q8_0_x86(const float *x, void *y, int n);
 void quantize_q8_K(const float *x, void *y, int n);  /* y: n/256 block_q8_K */
 void convert_f16(const float *x, void *y, int n);    /* y: n ggml_half */
 void copy_f32(const float *x, void *y, int n);       /* y: n float */

@@ -16,6 +16,7 @@ char *strchr(const char *s, int c);
 char *strrchr(const char *s, int c);
 char *strstr(const char *h, const char *n);
 char *strncpy(char *restrict d, const char *restrict s, size_t n);
+char *strcpy(char *restrict d, const char *restrict s);
 size_t strspn(const char *s, const char *accept);
 size_t strcspn(const char *s, const char *reject);
 #endif

@@ -1,0 +1,37 @@
+/*
+ * model.h - the model the kernel runs: read from the image's model region
+ * by the kernel's own disk driver, checked (CRC-32, GGUF structure, Llama
+ * shapes, vocabulary) and set up for inference.  Any failure leaves
+ * model.loaded == 0 with one message in model.error; the prompt stays
+ * usable and model commands answer with that message.
+ */
+#ifndef FLUID_MODEL_H
+#define FLUID_MODEL_H
+
+#include <stdint.h>
+#include "llm/engine.h"
+#include "llm/gguf.h"
+#include "llm/llama_model.h"
+#include "llm/tokenizer.h"
+
+struct fluid_model {
+    int loaded;
+    char name[96];             /* general.name, else the file name */
+    const uint8_t *file;       /* the GGUF file in memory */
+    uint64_t size;             /* bytes */
+    struct gguf_file gf;
+    struct llama_model m;
+    struct tok_vocab tok;
+    struct engine eng;
+    uint64_t read_us, check_us; /* disk read; CRC + parse + validation */
+    uint64_t mem_bytes;        /* file + engine + tables */
+    char error[320];
+};
+
+extern struct fluid_model model;
+
+/* Load the model region at boot; prints the boot-log lines. */
+void model_boot_load(void);
+/* Print "error: <why no model>" and return 1 when no model is loaded. */
+int model_require(void);
+#endif

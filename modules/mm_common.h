@@ -1,0 +1,189 @@
+/*
+ * mm_common.h - pieces shared by the mm_<type>.c matrix-product modules:
+ * ISA selection, small SIMD helpers and the row/token loop.
+ *
+ * ISA paths are chosen at compile time:
+ *   FLUID_AVX2    AVX2 + FMA + F16C (x86-64-v3)
+ *   FLUID_AVX512  AVX-512 F/BW/VL on top (x86-64-v4): wider float paths
+ *   FLUID_VNNI    AVX-512 VNNI (+VL) or AVX-VNNI: vpdpbusd / vpdpwssd
+ * Integer results of every path are identical (no saturation can occur
+ * for the operand ranges used, see each helper).  Float summation:
+ *   Q4_0, Q8_0: SIMD computes 8 rows at once (one per lane) with the scalar
+ *     path's float operations in the same order: bit-identical results.
+ *   K-quants, F16, F32: SIMD keeps per-lane accumulators and sums them
+ *     horizontally at the end (as ggml's AVX2 code), so results differ
+ *     from the scalar path in the last bits.
+ * For every path, a token's result does not depend on n_tok or on how
+ * tokens are grouped, and a row's result not on [row0, row1).
+ */
+#ifndef FLUID_MM_COMMON_H
+#define FLUID_MM_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ops.h"
+
+#define FLUID_INLINE static inline __attribute__((always_inline))
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#define FLUID_AVX2 1
+#include <immintrin.h>
+#endif
+#if defined(FLUID_AVX2) && defined(__AVX512F__) && defined(__AVX512BW__) && \
+    defined(__AVX512VL__)
+#define FLUID_AVX512 1
+#endif
+#if defined(FLUID_AVX2) && ((defined(__AVX512VNNI__) && defined(__AVX512VL__)) || \
+                            defined(__AVXVNNI__))
+#define FLUID_VNNI 1
+#endif
+
+/* Tokens processed per pass over a weight row (prefill reuses each
+ * decoded weight block for this many activation rows). */
+#define MM_NT 4
+
+/* Q4_K / Q5_K: unpack the 12 bytes of 6-bit scales and mins of the 8
+ * sub-blocks (ggml get_scale_min_k4; REFERENCE.md "Block layouts"). */
+FLUID_INLINE void unpack_scales_k4(const uint8_t *s, uint8_t *sc, uint8_t *mn)
+{
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 15) | ((s[j] >> 6) << 4));
+        mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+#if defined(FLUID_AVX2)
+/* Sum of 8 floats: (hi128 + lo128), then pairs, as ggml's hsum_float_8. */
+FLUID_INLINE float hsum_f32x8(__m256 v)
+{
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+
+/* Lane i (i < 8) = sum of u[4i+k] * s[4i+k], k < 4; u unsigned, s signed
+ * bytes.  maddubs saturates an int16 pair sum, so callers keep
+ * u*s pairs below 2^15 (u <= 127 with |s| <= 127, or u <= 63). */
+FLUID_INLINE __m256i dot_u8s8_i32(__m256i u, __m256i s)
+{
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* Signed x signed bytes, lanes as dot_u8s8_i32 (ggml mul_sum_i8_pairs:
+ * |a| times b with a's sign).  b must lie in [-127, 127]; a may be -128
+ * (its absolute value is then read as the unsigned byte 128). */
+FLUID_INLINE __m256i dot_s8s8_i32(__m256i a, __m256i b)
+{
+    return dot_u8s8_i32(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+/* Lane k of the result = sum of the 8 int32 lanes of p[k] (k < 8). */
+FLUID_INLINE __m256i reduce8_i32(const __m256i *p)
+{
+    const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]),
+                                         _mm256_hadd_epi32(p[2], p[3]));
+    const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]),
+                                         _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                            _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+/* The f16 scale at the start of 8 blocks, one per row (stride bytes
+ * apart), widened to float. */
+FLUID_INLINE __m256 load8_f16_scales(const uint8_t *p, size_t stride)
+{
+    const uint16_t *d[8];
+    for (int k = 0; k < 8; k++)
+        d[k] = (const uint16_t *)(p + k * stride);
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)*d[0], (short)*d[1], (short)*d[2],
+                                          (short)*d[3], (short)*d[4], (short)*d[5],
+                                          (short)*d[6], (short)*d[7]));
+}
+
+/* acc + madd(a, b): int16 pairs multiplied and summed into int32 lanes. */
+FLUID_INLINE __m256i madd_acc_i16(__m256i acc, __m256i a, __m256i b)
+{
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpwssd_epi32(acc, a, b);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpwssd_avx_epi32(acc, a, b);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+#endif
+}
+#endif /* FLUID_AVX2 */
+
+/*
+ * The loop shared by every mm_<t>: for each output row r in [row0,row1),
+ * for tokens in groups of MM_NT, DOT(wrow, xrow0, x_row_bytes, n_in, nt,
+ * out) computes out[t] = dot(W row r, X row xrow0+t) for t < nt.  DOT is an
+ * always-inline function, so each call below is specialised for its
+ * constant nt.  The arithmetic for one token does not depend on nt.
+ */
+#define MM_LOOP(A, DOT)                                                      \
+    do {                                                                     \
+        const struct matmul_args *a_ = (A);                                  \
+        const uint8_t *x_ = (const uint8_t *)a_->x;                          \
+        const size_t xs_ = a_->x_row_bytes;                                  \
+        for (int r_ = a_->row0; r_ < a_->row1; r_++) {                       \
+            const void *w_ = (const uint8_t *)a_->w + (size_t)r_ * a_->w_row_bytes; \
+            float o_[MM_NT];                                                 \
+            int t_ = 0, k_;                                                  \
+            for (; t_ + MM_NT <= a_->n_tok; t_ += MM_NT) {                   \
+                DOT(w_, x_ + (size_t)t_ * xs_, xs_, a_->n_in, MM_NT, o_);    \
+                for (k_ = 0; k_ < MM_NT; k_++)                               \
+                    a_->y[(size_t)(t_ + k_) * a_->ldy + r_] = o_[k_];        \
+            }                                                                \
+            const int rem_ = a_->n_tok - t_;                                 \
+            if (rem_ == 0)                                                   \
+                continue;                                                    \
+            if (rem_ == 3)                                                   \
+                DOT(w_, x_ + (size_t)t_ * xs_, xs_, a_->n_in, 3, o_);        \
+            else if (rem_ == 2)                                              \
+                DOT(w_, x_ + (size_t)t_ * xs_, xs_, a_->n_in, 2, o_);        \
+            else                                                             \
+                DOT(w_, x_ + (size_t)t_ * xs_, xs_, a_->n_in, 1, o_);        \
+            for (k_ = 0; k_ < rem_; k_++)                                    \
+                a_->y[(size_t)(t_ + k_) * a_->ldy + r_] = o_[k_];            \
+        }                                                                    \
+    } while (0)
+
+/*
+ * Row-tiled variant (Q4_0, Q8_0 on AVX2): TILE(a, r, t0, nt) computes rows
+ * r..r+7 for tokens t0..t0+nt-1 with one row per vector lane; rows left
+ * over at the end go through MM_LOOP with DOT.  Both must give identical
+ * results for a row (same float operations in the same order).
+ */
+#define MM_TILE_LOOP(A, TILE, DOT)                                           \
+    do {                                                                     \
+        const struct matmul_args *ta_ = (A);                                 \
+        int tr_ = ta_->row0;                                                 \
+        for (; tr_ + 8 <= ta_->row1; tr_ += 8) {                             \
+            int tt_ = 0;                                                     \
+            for (; tt_ + MM_NT <= ta_->n_tok; tt_ += MM_NT)                  \
+                TILE(ta_, tr_, tt_, MM_NT);                                  \
+            const int trem_ = ta_->n_tok - tt_;                              \
+            if (trem_ == 3)                                                  \
+                TILE(ta_, tr_, tt_, 3);                                      \
+            else if (trem_ == 2)                                             \
+                TILE(ta_, tr_, tt_, 2);                                      \
+            else if (trem_ == 1)                                             \
+                TILE(ta_, tr_, tt_, 1);                                      \
+        }                                                                    \
+        if (tr_ < ta_->row1) {                                               \
+            struct matmul_args rest_ = *ta_;                                 \
+            rest_.row0 = tr_;                                                \
+            MM_LOOP(&rest_, DOT);                                            \
+        }                                                                    \
+    } while (0)
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * mm_q4_K.c - Q4_K weights x Q8_K activations (module "mm_q4_K").
+ *
+ * Per super-block of 256 (8 sub-blocks j of 32, 6-bit scale sc[j], min mn[j]):
+ *   isum = sum_j sc[j] * sum_{l in j} q4[l] * q8[l]      (exact int)
+ *   msum = sum_j mn[j] * (bsums[2j] + bsums[2j+1])       (exact int)
+ *   dot += (dw * d8) * isum - (dminw * d8) * msum
+ * scalar (ggml_vec_dot_q4_K_q8_K_generic): isum kept in 8 lanes (l % 8),
+ *   float sums[8] += d * lane; sumf -= dmin * msum; sumf += sums[] at end.
+ * AVX2 (ggml_vec_dot_q4_K_q8_K, x86): isum in 8 int32 lanes of 4
+ *   consecutive products, msum in 4 lanes; both fma'd into one float
+ *   accumulator (ggml keeps a second one for the mins), hsum at the end.
+ */
+#include "half.h"
+#include "mm_common.h"
+
+/* y = d*sc[j]*nibble - dmin*mn[j] (ggml dequantize_row_q4_K). */
+void dequant_q4_K(const void *w, float *y, int n)
+{
+    const struct block_q4_K *b = w;
+    for (int i = 0; i < n / QK_K; i++) {
+        const float d = fp16_to_fp32(b[i].d), dmin = fp16_to_fp32(b[i].dmin);
+        uint8_t sc[8], mn[8];
+        unpack_scales_k4(b[i].scales, sc, mn);
+        for (int g = 0; g < 4; g++) {
+            const uint8_t *q = b[i].qs + 32 * g;
+            const float d1 = d * sc[2 * g], m1 = dmin * mn[2 * g];
+            const float d2 = d * sc[2 * g + 1], m2 = dmin * mn[2 * g + 1];
+            for (int l = 0; l < 32; l++) {
+                *y++ = d1 * (q[l] & 0x0f) - m1;
+            }
+            for (int l = 0; l < 32; l++) {
+                *y++ = d2 * (q[l] >> 4) - m2;
+            }
+        }
+    }
+}
+
+/* out[t] = dot(W row w, activation row t), t < nt (see MM_LOOP). */
+FLUID_INLINE void dot_q4_K(const void *wv, const uint8_t *x, size_t xs, int n,
+                           int nt, float *out)
+{
+    const struct block_q4_K *w = wv;
+    const int nb = n / QK_K;
+#if defined(FLUID_AVX2)
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[MM_NT];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        unpack_scales_k4(w[i].scales, sc, mn);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        const float dw = fp16_to_fp32(w[i].d), dmw = fp16_to_fp32(w[i].dmin);
+        __m256i isum[MM_NT];
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * g));
+            const __m256i q4l = _mm256_and_si256(bits, m4);
+            const __m256i q4h = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+            const __m256i scl = _mm256_set1_epi16(sc[2 * g]);
+            const __m256i sch = _mm256_set1_epi16(sc[2 * g + 1]);
+            for (int t = 0; t < nt; t++) {
+                const int8_t *q8 = ((const struct block_q8_K *)(x + t * xs) + i)->qs + 64 * g;
+                const __m256i q8l = _mm256_loadu_si256((const __m256i *)q8);
+                const __m256i q8h = _mm256_loadu_si256((const __m256i *)(q8 + 32));
+                isum[t] = madd_acc_i16(isum[t], scl, _mm256_maddubs_epi16(q4l, q8l));
+                isum[t] = madd_acc_i16(isum[t], sch, _mm256_maddubs_epi16(q4h, q8h));
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            const __m128i s32 = _mm_hadd_epi16(_mm256_castsi256_si128(bs),
+                                               _mm256_extracti128_si256(bs, 1));
+            const __m256i msum = _mm256_zextsi128_si256(_mm_madd_epi16(mins, s32));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * dw),
+                                     _mm256_cvtepi32_ps(isum[t]), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-y->d * dmw),
+                                     _mm256_cvtepi32_ps(msum), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = hsum_f32x8(acc[t]);
+#else
+    float sums[MM_NT][8] = {{0}}, sumf[MM_NT] = {0};
+    for (int i = 0; i < nb; i++) {
+        int8_t a[QK_K];
+        uint8_t sc[8], mn[8];
+        for (int g = 0; g < 4; g++) {
+            for (int l = 0; l < 32; l++) {
+                a[64 * g + l] = (int8_t)(w[i].qs[32 * g + l] & 0x0f);
+                a[64 * g + 32 + l] = (int8_t)(w[i].qs[32 * g + l] >> 4);
+            }
+        }
+        unpack_scales_k4(w[i].scales, sc, mn);
+        const float dw = fp16_to_fp32(w[i].d), dmw = fp16_to_fp32(w[i].dmin);
+        for (int t = 0; t < nt; t++) {
+            const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
+            int msum = 0;
+            for (int j = 0; j < QK_K / 16; j++)
+                msum += y->bsums[j] * mn[j / 2];
+            int32_t lane[8] = {0};
+            for (int k = 0; k < QK_K; k++)
+                lane[k % 8] += sc[k / 32] * (int16_t)(y->qs[k] * a[k]);
+            const float d = dw * y->d;
+            for (int l = 0; l < 8; l++)
+                sums[t][l] += d * lane[l];
+            const float dmin = dmw * y->d;
+            sumf[t] -= dmin * msum;
+        }
+    }
+    for (int t = 0; t < nt; t++) {
+        for (int l = 0; l < 8; l++)
+            sumf[t] += sums[t][l];
+        out[t] = sumf[t];
+    }
+#endif
+}
+
+/* Y[t][r] = W[r] . X[t] for Q4_K W and Q8_K X (ops.h struct matmul_args). */
+void mm_q4_K(const struct matmul_args *a)
+{
+    MM_LOOP(a, dot_q4_K);
+}

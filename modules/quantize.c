@@ -1,0 +1,127 @@
+/*
+ * quantize.c - activation conversion to the vec_dot types (module
+ * "quantize"): float rows -> Q8_0, Q8_K, F16 or F32 rows.
+ * Rounding follows llama.cpp's reference quantizers exactly (see each).
+ */
+#include "half.h"
+#include "mm_common.h"
+
+/* roundf(): nearest integer, halfway cases away from zero (|v| < 2^23). */
+static inline int round_away(float v)
+{
+    const float a = __builtin_fabsf(v);
+    int q = (int)a;
+    if (a - (float)q >= 0.5f)
+        q++;
+    return v < 0 ? -q : q;
+}
+
+/* ggml nearest_int(): round to nearest even via the 1.5*2^23 trick
+ * (|v| < 2^22). */
+static inline int nearest_int(float v)
+{
+    const float f = v + 12582912.f;
+    return (int)(fluid_f32_bits(f) & 0x007fffffu) - 0x00400000;
+}
+
+/* Q8_0 (ggml quantize_row_q8_0_ref): per 32, d = amax/127, id = 1/d,
+ * q = roundf(x * id); d stored as f16.  |q| <= 127.
+ * (ggml's x86 SIMD version uses id = 127/amax and round-to-even instead;
+ * results can differ in the last unit on rare ties.) */
+void quantize_q8_0(const float *x, void *y, int n)
+{
+    struct block_q8_0 *b = y;
+    for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; j++) {
+            const float v = __builtin_fabsf(x[j]);
+            amax = amax > v ? amax : v;
+        }
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        b[i].d = fp32_to_fp16(d);
+        for (int j = 0; j < QK8_0; j++)
+            b[i].qs[j] = (int8_t)round_away(x[j] * id);
+    }
+}
+
+/* Q8_0 as ggml's x86 SIMD quantize_row_q8_0 (AVX2/AVX-512 builds of
+ * llama.cpp, also used with its repacked Q4_0 kernels): d = amax/127 as
+ * above, but id = 127/amax and q rounded half to even. */
+void quantize_q8_0_x86(const float *x, void *y, int n)
+{
+    struct block_q8_0 *b = y;
+    for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK8_0; j++) {
+            const float v = __builtin_fabsf(x[j]);
+            amax = amax > v ? amax : v;
+        }
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        b[i].d = fp32_to_fp16(amax / 127.0f);
+        for (int j = 0; j < QK8_0; j++)
+            b[i].qs[j] = (int8_t)nearest_int(x[j] * id);
+    }
+}
+
+/* Q8_K (ggml quantize_row_q8_K_ref): per 256, max = the value of largest
+ * |x| (first one on ties), iscale = -127/max, q = min(127,
+ * nearest_int(iscale * x)), d = 1/iscale (float), bsums = sums of 16.
+ * (llama.cpp used -128/max before the IQ2_XXS change; it is -127 now, so
+ * q lies in [-127, 127].)  An all-zero block gives d = 0, q = 0. */
+void quantize_q8_K(const float *x, void *y, int n)
+{
+    struct block_q8_K *b = y;
+    for (int i = 0; i < n / QK_K; i++, x += QK_K) {
+        float max = 0.0f, amax = 0.0f;
+        for (int j = 0; j < QK_K; j++) {
+            const float ax = __builtin_fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (amax == 0.0f) {
+            b[i].d = 0.0f;
+            for (int j = 0; j < QK_K; j++)
+                b[i].qs[j] = 0;
+            for (int j = 0; j < QK_K / 16; j++)
+                b[i].bsums[j] = 0;
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < QK_K; j++) {
+            const int v = nearest_int(iscale * x[j]);
+            b[i].qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
+        for (int j = 0; j < QK_K / 16; j++) {
+            int sum = 0;
+            for (int k = 0; k < 16; k++)
+                sum += b[i].qs[16 * j + k];
+            b[i].bsums[j] = (int16_t)sum;
+        }
+        b[i].d = 1.0f / iscale;
+    }
+}
+
+/* F16 (ggml_fp32_to_fp16_row): round to nearest even, n any length. */
+void convert_f16(const float *x, void *y, int n)
+{
+    ggml_half *h = y;
+    int i = 0;
+#if defined(FLUID_AVX2)
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i),
+                         _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; i++)
+        h[i] = fp32_to_fp16(x[i]);
+}
+
+/* F32: plain copy, n floats. */
+void copy_f32(const float *x, void *y, int n)
+{
+    float *f = y;
+    for (int i = 0; i < n; i++)
+        f[i] = x[i];
+}

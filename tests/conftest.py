@@ -1,0 +1,58 @@
+"""Shared pytest fixtures: paths, the ../shared test data, images, VMs."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+BUILD = ROOT / "build"
+SHARED = Path(os.environ.get("FLUID_SHARED", ROOT.parent / "shared"))
+LLAMACPP = SHARED / "testdata" / "llamacpp"
+
+
+def shared_models():
+    """The llama.cpp-made models beside their outputs, or [] without shared/."""
+    if not LLAMACPP.is_dir():
+        return []
+    return sorted(p for p in LLAMACPP.glob("*.gguf") if p.with_suffix(".json").exists())
+
+
+def build_image(out, model=None):
+    """Write a bootable image with `model` (a GGUF path or None) from the
+    already-built boot pieces (make test builds them first)."""
+    parts = [BUILD / "bootloader" / "stage1.bin", BUILD / "bootloader" / "stage2.bin",
+             BUILD / "kernel.bin", BUILD / "tools" / "mkimage"]
+    missing = [str(p) for p in parts if not p.exists()]
+    if missing:
+        pytest.fail(f"build products missing (run `make image` first): {missing}")
+    cmd = [str(BUILD / "tools" / "mkimage"), "-o", str(out),
+           "--stage1", str(parts[0]), "--stage2", str(parts[1]), "--kernel", str(parts[2]),
+           "--model", str(model) if model else ""]
+    subprocess.run(cmd, check=True)
+    return Path(out)
+
+
+@pytest.fixture(scope="session")
+def empty_image(tmp_path_factory):
+    return build_image(tmp_path_factory.mktemp("img") / "empty.img")
+
+
+@pytest.fixture
+def vm_factory():
+    """Boot images in test mode; every VM is killed at the end of the test."""
+    from fluidvm import FluidVM
+    vms = []
+
+    def boot(image, **kw):
+        vm = FluidVM(str(image), **kw)
+        vms.append(vm)
+        return vm
+
+    yield boot
+    for vm in vms:
+        vm.close()
