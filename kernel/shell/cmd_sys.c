@@ -101,8 +101,8 @@ static int cmd_fault(int argc, char **argv, const char *line)
     if (strcmp(kind, "ud") == 0)
         __asm__ volatile("ud2");
     if (strcmp(kind, "de") == 0) {
-        volatile int zero = 0;
-        return 1 / zero;
+        /* In asm: C division by zero is undefined and clang rewrites 1/x. */
+        __asm__ volatile("xor %%ecx, %%ecx; mov $1, %%eax; cltd; idivl %%ecx" ::: "eax", "ecx", "edx");
     }
     kprintf("error: fault kind must be pf, ud or de\n");
     return 1;

@@ -75,7 +75,7 @@ static const struct shell_cmd *find(const char *name)
 static int cmd_help(int argc, char **argv, const char *line)
 {
     (void)argc, (void)argv, (void)line;
-    kprintf("Commands:\n");
+    kprintf("Commands:\n  %-34s %s\n", "help", "list the commands");
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const struct shell_cmd *c = tables[t]; c->name; c++) {
             if (c->test_only && !power_test_mode())
