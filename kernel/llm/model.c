@@ -5,7 +5,7 @@
 #include "arch/x86/io.h"
 #include "boot.h"
 #include "dev/blk.h"
-#include "fluid/crc32.h"
+#include "lib/crc32_fast.h"
 #include "lib/kprintf.h"
 #include "llm/model.h"
 #include "mm/phys.h"
@@ -152,7 +152,7 @@ void model_boot_load(void)
     if (read_region(d, r, (uint8_t *)file_mem) != 0)
         return;
     uint64_t t0 = rdtsc();
-    if ((r->flags & FLUID_REGION_HAS_CRC) && crc32_update(0, model.file, model.size) != r->crc32) {
+    if ((r->flags & FLUID_REGION_HAS_CRC) && crc32_fast(0, model.file, model.size) != r->crc32) {
         fail("%s", "model region checksum mismatch: the disk image is damaged");
         return;
     }
