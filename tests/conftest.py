@@ -56,3 +56,36 @@ def vm_factory():
     yield boot
     for vm in vms:
         vm.close()
+
+
+FIGURES = []
+
+
+def report_figure(line):
+    """Record a measured figure; printed at the end of the test run."""
+    FIGURES.append(line)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FIGURES:
+        terminalreporter.section("measured figures (reported, not asserted)")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def gen_model():
+    """Make (once per session) a model with tools/make_model.py and return
+    its path: gen_model(preset, type)."""
+    out_dir = BUILD / "test-models"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def make(preset="mini", qtype="Q4_0", seed=1):
+        out = out_dir / f"{preset}-{qtype}-s{seed}.gguf"
+        if not out.exists():
+            subprocess.run([sys.executable, str(ROOT / "tools" / "make_model.py"), "--preset", preset,
+                            "--type", qtype, "--seed", str(seed), "-q", "-o", str(out) + ".tmp"], check=True)
+            os.replace(str(out) + ".tmp", out)
+        return out
+
+    return make

@@ -9,21 +9,23 @@
 #include "shell/line.h"
 #include "shell/shell.h"
 
-static const struct shell_cmd *const tables[] = { sys_commands, llm_commands };
+static const struct shell_cmd *const tables[] = { sys_commands, llm_commands, mod_commands };
 
 static int is_space(char c) { return c == ' ' || c == '\t'; }
 
 const char *shell_rest(const char *line, int k)
 {
     const char *p = line;
-    for (int i = 0;; i++) {
-        while (is_space(*p))
-            p++;
-        if (i == k || !*p)
-            return p;
+    while (is_space(*p))
+        p++;
+    for (int i = 0; i < k && *p; i++) {   /* skip k words ... */
         while (*p && !is_space(*p))
             p++;
+        if (i + 1 < k)
+            while (is_space(*p))
+                p++;
     }
+    return *p ? p + 1 : p;   /* ... and exactly one separator: the text keeps its own spaces */
 }
 
 int shell_parse_long(const char *s, long *out)

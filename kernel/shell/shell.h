@@ -18,8 +18,10 @@ struct shell_cmd {
 /* Commands are grouped in tables defined by each cmd_*.c file. */
 extern const struct shell_cmd sys_commands[];
 extern const struct shell_cmd llm_commands[];
+extern const struct shell_cmd mod_commands[];    /* modules, cache, prof */
 
-/* Raw text of `line` from its k-th whitespace-separated word on. */
+/* Raw text of `line` after its first k words and one separating space
+ * (k >= 1): free text keeps its own leading and trailing spaces. */
 const char *shell_rest(const char *line, int k);
 /* Parse a whole-string integer/float; 0 on success, -1 if malformed. */
 int shell_parse_long(const char *s, long *out);
