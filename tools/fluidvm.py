@@ -46,13 +46,20 @@ def kvm_usable():
     return bool(flags & {"vmx", "svm"})
 
 
-def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=()):
+def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=(), disk="virtio"):
+    """QEMU's argument list.  disk="virtio": i440fx machine with the image as
+    a virtio-blk disk; disk="ahci": q35 machine with the image as a SATA
+    disk on its AHCI controller (the bare-metal path)."""
     accel = accel or ("kvm" if kvm_usable() else "tcg")
     cpu = "host,-arch-capabilities" if accel == "kvm" else "max"
     smp = smp or os.cpu_count() or 1
-    args = [QEMU, "-machine", "pc", "-accel", accel, "-cpu", cpu,
+    if disk == "ahci":
+        drive = ["-machine", "q35", "-drive", f"file={image},format=raw,if=none,id=d0",
+                 "-device", "ide-hd,drive=d0,bus=ide.0"]
+    else:
+        drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=virtio"]
+    args = [QEMU, *drive, "-accel", accel, "-cpu", cpu,
             "-m", str(mem), "-smp", str(smp),
-            "-drive", f"file={image},format=raw,if=virtio",
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             "-display", "none"]
     if test:
@@ -68,9 +75,9 @@ class BootError(Exception):
 class FluidVM:
     """A booted Fluid in test mode, driven over COM1 on pipes."""
 
-    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120):
+    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio"):
         self.log = bytearray()
-        args = qemu_args(image, mem, smp, accel, test=True, extra=extra)
+        args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk)
         args += ["-serial", "stdio", "-monitor", "none"]
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, bufsize=0)
@@ -164,10 +171,11 @@ def main():
     r.add_argument("--mem", default="3G")
     r.add_argument("--smp", type=int)
     r.add_argument("--accel", choices=["kvm", "tcg"])
+    r.add_argument("--disk", choices=["virtio", "ahci"], default="virtio")
     a = ap.parse_args()
     if not os.path.exists(a.image):
         sys.exit(f"fluidvm: {a.image} does not exist (run `make image`)")
-    args = qemu_args(a.image, a.mem, a.smp, a.accel)
+    args = qemu_args(a.image, a.mem, a.smp, a.accel, disk=a.disk)
     args += ["-serial", "mon:stdio"]
     print("fluidvm: " + " ".join(args), file=sys.stderr)
     print("fluidvm: leave QEMU with Ctrl-A then X", file=sys.stderr)

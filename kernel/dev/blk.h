@@ -1,5 +1,5 @@
-/* blk.h - the boot disk as the kernel reads it (virtio-blk in QEMU; AHCI
- * on bare metal is on the roadmap). */
+/* blk.h - disks as the kernel reads them: virtio-blk (QEMU) and AHCI SATA
+ * (bare metal, and QEMU q35), polled, into identity-mapped memory. */
 #ifndef FLUID_BLK_H
 #define FLUID_BLK_H
 #include <stdint.h>
@@ -18,7 +18,13 @@ struct blkdev {
 #define BLK_ERANGE -2     /* past the end of the disk */
 #define BLK_EARG -3       /* length not a multiple of 512 */
 
-/* Find the disk whose LBA 1 holds the image header stage 2 booted from.
- * Returns NULL (after printing why) when there is none. */
+/* Find the disk whose LBA 1 holds the image header stage 2 booted from
+ * (probing the drivers on first use).  Returns NULL (after printing why)
+ * when there is none. */
 struct blkdev *blk_find_boot_disk(void);
+
+/* For drivers: add a disk found while probing. */
+void blk_register(struct blkdev *d);
+void virtio_blk_probe(void);   /* dev/virtio_blk.c */
+void ahci_probe(void);         /* dev/ahci.c */
 #endif

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 #include "arch/x86/io.h"
-#include "boot.h"
 #include "dev/blk.h"
 #include "dev/pci.h"
 #include "lib/kprintf.h"
@@ -181,21 +180,9 @@ static int probe(const struct pci_dev *d, void *ctx)
     return 0;
 }
 
-struct blkdev *blk_find_boot_disk(void)
+void virtio_blk_probe(void)
 {
-    static int scanned;
-    if (!scanned) {
-        pci_scan(probe, NULL);
-        scanned = 1;
-    }
-    static uint8_t sector[512] __attribute__((aligned(512)));
-    for (int i = 0; i < ndisks; i++) {
-        struct blkdev *b = &disks[i].blk;
-        if (b->read(b, FLUID_HEADER_LBA, sector, 512) == 0 &&
-            memcmp(sector, &boot->image, sizeof boot->image) == 0)
-            return b;
-    }
-    kprintf("disk: no virtio-blk disk holds the image this kernel booted from "
-            "(found %d virtio disks; AHCI/NVMe are not supported yet)\n", ndisks);
-    return NULL;
+    pci_scan(probe, NULL);
+    for (int i = 0; i < ndisks; i++)
+        blk_register(&disks[i].blk);
 }
