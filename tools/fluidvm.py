@@ -13,6 +13,7 @@ Tests use the FluidVM class: it boots with COM1 on pipes, in test mode
 QEMU with status 1 and a kernel failure with status 3.
 """
 import argparse
+import atexit
 import os
 import select
 import subprocess
@@ -82,7 +83,12 @@ class FluidVM:
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, bufsize=0)
         self._mark = 0
-        self.wait_for(b"fluid> ", boot_timeout)
+        _live.add(self)
+        try:
+            self.wait_for(b"fluid> ", boot_timeout)
+        except BaseException:
+            self.close()   # never leave a QEMU behind a failed boot
+            raise
 
     def _read_some(self, timeout):
         r, _, _ = select.select([self.proc.stdout], [], [], timeout)
@@ -158,9 +164,20 @@ class FluidVM:
             raise BootError(self._fail_text("QEMU did not exit"))
 
     def close(self):
+        _live.discard(self)
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+_live = set()
+
+
+@atexit.register
+def _kill_all():
+    """An interrupted test run must not leave QEMUs spinning."""
+    for vm in list(_live):
+        vm.close()
 
 
 def main():
