@@ -28,25 +28,67 @@ KCFLAGS := --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
   -fstack-protector-strong \
   -fno-omit-frame-pointer -O2 -g $(WARN) -MMD -MP
 
-# Compute kernels (modules/) are linked in as the built-in baseline;
-# modrt.c is the modules' own runtime and stays out.
-KERNEL_SRC := $(shell find kernel -name '*.c' | sort) \
-  $(filter-out modules/modrt.c,$(wildcard modules/*.c))
+# Compute kernels (modules/) are not linked into the kernel: each is a
+# separate position-independent module (modules/module_abi.h), loaded at
+# boot from the image's module region (and the PGO cache).
+KERNEL_SRC := $(shell find kernel -name '*.c' | sort)
 KERNEL_ASM := $(shell find kernel -name '*.S' | sort)
 KERNEL_OBJ := $(patsubst %,$(B)/%.o,$(KERNEL_SRC) $(KERNEL_ASM))
 
-$(B)/modules/%.c.o: modules/%.c Makefile | deps
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	@$(CC) $(KCFLAGS) -c $< -o $@
+# ---- modules: one per modules/<name>.c, each linked alone with modrt.c ----
+# The baseline set: -O1 for the portable tag (-march=x86-64, SSE2 only).
+# tools/pgo.py builds the cache variants with the same MOD_CFLAGS/MOD_LDFLAGS
+# (it reads them with `make -s modflags`).
+MOD_SRC    := $(filter-out modules/modrt.c,$(wildcard modules/*.c))
+MOD_NAMES  := $(basename $(notdir $(MOD_SRC)))
+MOD_CFLAGS := --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
+  -isystem $(shell $(CC) -print-resource-dir 2>/dev/null)/include -Ikernel/include -Imodules \
+  -fno-builtin -fPIC -fno-stack-protector -mno-red-zone -fvisibility=hidden \
+  -ffp-contract=off -fno-asynchronous-unwind-tables -fno-unwind-tables $(WARN)
+MOD_LDFLAGS := -pie --no-dynamic-linker -nostdlib -T modules/module.ld
+MOD_HDRS   := $(wildcard modules/*.h) kernel/include/fluid/cpufeat.h
+CC_VERSION := $(shell $(CC) --version 2>/dev/null | head -1)
+MB         := $(B)/modules/base
 
-.PHONY: all image run test deps clean help
+$(MB)/%.o: modules/%.c $(MOD_HDRS) Makefile | deps
+	@mkdir -p $(dir $@)
+	@echo "  MODCC   $<"
+	@$(CC) $(MOD_CFLAGS) -O1 -march=x86-64 -c $< -o $@
+
+$(MB)/%.elf: $(MB)/%.o $(MB)/modrt.o modules/module.ld
+	@$(LD) $(MOD_LDFLAGS) $< $(MB)/modrt.o -o $@
+
+$(MB)/%.fmod: $(MB)/%.elf $(B)/tools/modpack
+	@$(B)/tools/modpack module -o $@ --elf $< --name $* --march x86-64 --opt 1 \
+	  --features "SSE SSE2" --compiler "$(CC_VERSION)" --baseline
+
+$(B)/modules.bin: $(MOD_NAMES:%=$(MB)/%.fmod) $(B)/tools/modpack
+	@echo "  MODPACK $@ ($(words $(MOD_NAMES)) modules)"
+	@$(B)/tools/modpack pack -o $@ $(MOD_NAMES:%=$(MB)/%.fmod)
+
+modules: $(B)/modules.bin
+.SECONDARY: $(MOD_NAMES:%=$(MB)/%.o) $(MOD_NAMES:%=$(MB)/%.elf) $(MB)/modrt.o
+
+# For tools/pgo.py: the module toolchain and flags, one per line.
+modflags:
+	@echo "CC=$(CC)"
+	@echo "LD=$(LD)"
+	@echo "CC_VERSION=$(CC_VERSION)"
+	@echo "MOD_CFLAGS=$(MOD_CFLAGS)"
+	@echo "MOD_LDFLAGS=$(MOD_LDFLAGS)"
+
+.PHONY: all image run test deps clean help modules modflags
 all: image
 
 help:
 	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n]   build and boot Fluid in QEMU"
 	@echo "make image [MODEL=...]                         build $(B)/fluid.img only"
 	@echo "make test                                      run the whole test suite"
+	@echo "make bench [MODEL=...] [SMP=n] [BENCH_P=128 BENCH_N=64 BENCH_R=3]  Fluid vs llama.cpp speed"
+	@echo "make pgo-profile [MODEL=...] [PGO_N=32]          profile a workload into profiles/"
+	@echo "make pgo-analyze                               classify modules, write a plan"
+	@echo "make pgo-apply                                 build the plan into the image's cache"
+	@echo "make pgo-report                                HTML: the last two profiles compared"
 
 deps:
 	@bash tools/install-deps.sh
@@ -92,13 +134,19 @@ $(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -o $@ $<
 
+$(B)/tools/modpack: tools/modpack.c kernel/lib/sha256.c kernel/lib/sha256.h modules/module_abi.h \
+    kernel/include/fluid/cpufeat.h kernel/include/fluid/crc32.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -Ikernel -Imodules -o $@ tools/modpack.c kernel/lib/sha256.c
+
 # ---- image ----
-IMAGE_DEPS := $(B)/tools/mkimage $(B)/bootloader/stage1.bin $(B)/bootloader/stage2.bin $(B)/kernel.bin
+IMAGE_DEPS := $(B)/tools/mkimage $(B)/bootloader/stage1.bin $(B)/bootloader/stage2.bin $(B)/kernel.bin \
+  $(B)/modules.bin
 MODEL_FILE := $(if $(MODEL),$(MODEL),)
 
 $(B)/fluid.img: $(IMAGE_DEPS) $(MODEL_FILE) FORCE
 	@$(B)/tools/mkimage -o $@.tmp --stage1 $(B)/bootloader/stage1.bin --stage2 $(B)/bootloader/stage2.bin \
-	  --kernel $(B)/kernel.bin --model "$(MODEL_FILE)"
+	  --kernel $(B)/kernel.bin --modules $(B)/modules.bin --model "$(MODEL_FILE)"
 	@mv $@.tmp $@
 	@echo "image: $@ (model: $(if $(MODEL_FILE),$(MODEL_FILE),none))"
 
@@ -107,9 +155,40 @@ image: $(B)/fluid.img
 run: image
 	@$(PYTHON) tools/fluidvm.py run $(B)/fluid.img --mem $(MEM) $(if $(SMP),--smp $(SMP))
 
+# ---- bench: Fluid's `bench` next to llama.cpp (node-llama-cpp) on the same file ----
+BENCH_P ?= 128
+BENCH_N ?= 64
+BENCH_R ?= 3
+.PHONY: bench
+bench: image
+	@bash tools/peer-deps.sh
+	@$(PYTHON) tools/bench.py $(B)/fluid.img --model "$(MODEL)" -p $(BENCH_P) -n $(BENCH_N) -r $(BENCH_R) \
+	  --mem $(MEM) $(if $(SMP),--smp $(SMP))
+
 $(DEFAULT_MODEL): | deps
 	@bash tools/npm-deps.sh
 	$(PYTHON) tools/make_model.py --preset tinyllama --type Q4_0 -o $@
+
+# ---- PGO loop (tools/pgo.py; profiles/README.md, cache/README.md) ----
+# pgo-profile boots $(IMAGE) (built first only if missing, or when MODEL=
+# names another model: `make image` starts with an empty cache region).
+IMAGE      ?= $(B)/fluid.img
+PGO_PROMPT ?= Once upon a time, in a small village by the sea,
+PGO_N      ?= 32
+PGO_ARGS   ?=
+.PHONY: pgo-profile pgo-analyze pgo-apply pgo-report
+pgo-profile: $(B)/tools/mkimage $(B)/modules.bin
+	@$(PYTHON) tools/pgo.py profile --image $(IMAGE) --prompt "$(PGO_PROMPT)" -n $(PGO_N) \
+	  $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)") $(if $(SMP),--smp $(SMP)) --mem $(MEM) $(PGO_ARGS)
+
+pgo-analyze:
+	@$(PYTHON) tools/pgo.py analyze $(PGO_ARGS)
+
+pgo-apply: $(B)/tools/modpack
+	@$(PYTHON) tools/pgo.py apply --image $(IMAGE) $(PGO_ARGS)
+
+pgo-report:
+	@$(PYTHON) tools/pgo.py report $(PGO_ARGS)
 
 # ---- tests ----
 test: image

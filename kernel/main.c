@@ -5,19 +5,24 @@
  * llvm-libc call checks the stack canary at %fs:0x28; the console next so
  * every later failure can be reported.
  */
+#include <stdio.h>
 #include "arch/x86/cpu.h"
 #include "arch/x86/io.h"
 #include "arch/x86/percpu.h"
 #include "arch/x86/trap.h"
+#include "arch/x86/irq.h"
 #include "boot.h"
 #include "dev/acpi.h"
 #include "dev/console.h"
 #include "dev/power.h"
 #include "lib/kprintf.h"
 #include "mm/phys.h"
+#include "mod/loader.h"
 #include "mod/optab.h"
+#include "mod/pmu.h"
 #include "llm/model.h"
 #include "shell/shell.h"
+#include "smp/smp.h"
 
 struct boot_info *boot;
 struct boot_times boot_times;
@@ -43,6 +48,7 @@ void kmain(struct boot_info *bi)
     boot_times.stage2 = bi->tsc_stage2;
     boot_times.stage2_done = bi->tsc_stage2_done;
     trap_init();
+    irq_init();
     kprintf("Fluid kernel\n");
     if (bi->magic != FLUID_BOOTINFO_MAGIC) {
         kprintf("fatal: bad boot info magic 0x%x (not started by Fluid's stage 2?)\n", bi->magic);
@@ -56,10 +62,19 @@ void kmain(struct boot_info *bi)
             cpu.vendor, cpu.family, cpu.model, cpu.level, cpu.tag, acpi.n_cpus,
             (unsigned long long)(cpu.tsc_hz / 1000000));
     memory_init();
+    smp_init();   /* after the allocator (AP stacks), before the engine (per-CPU scratch) */
     if (power_test_mode())
         kprintf("test mode: on\n");
-    optab_init_builtin();
-    model_boot_load();
+    optab_init();
+    pmu_init();
+    if (mod_boot_load() == 0) {   /* modules before the model: it needs them */
+        model_boot_load();
+        if (model.loaded)
+            mod_check_shapes(&model.m.hp);
+    } else {
+        snprintf(model.error, sizeof model.error,
+                 "not loaded: some ops have no usable module (see the boot log)");
+    }
     boot_times.prompt = rdtsc();
     kprintf("boot: stage 2 to prompt %llu.%llu ms (stage 2 %llu ms, kernel %llu ms)\n",
             (unsigned long long)(tsc_to_us(boot_times.prompt - boot_times.stage2) / 1000),

@@ -9,8 +9,8 @@
 
 /* s[j] = scale * (q . k_j) for j < n_pos; k_j = k + j*stride, head_dim
  * floats (llama.cpp: kq = mul_mat(k, q), then soft_max_ext's scale). */
-void attn_scores(const float *q, const float *k, size_t stride, int n_pos,
-                 int head_dim, float scale, float *s)
+static inline __attribute__((always_inline)) void attn_scores_n(const float *q, const float *k, size_t stride,
+                                                                int n_pos, int head_dim, float scale, float *s)
 {
     for (int j = 0; j < n_pos; j++, k += stride) {
         float acc[8] = {0};
@@ -24,6 +24,19 @@ void attn_scores(const float *q, const float *k, size_t stride, int n_pos,
                           ((acc[2] + acc[6]) + (acc[3] + acc[7]));
         s[j] = scale * sum;
     }
+}
+
+void attn_scores(const float *q, const float *k, size_t stride, int n_pos,
+                 int head_dim, float scale, float *s)
+{
+#if defined(FLUID_SHAPE_HEAD_DIM)
+    /* Shape-specialised build: constant head size when the model matches. */
+    if (head_dim == FLUID_SHAPE_HEAD_DIM) {
+        attn_scores_n(q, k, stride, n_pos, FLUID_SHAPE_HEAD_DIM, scale, s);
+        return;
+    }
+#endif
+    attn_scores_n(q, k, stride, n_pos, head_dim, scale, s);
 }
 
 /* In place over n floats: s[i] = exp(s[i] - max) / sum_j exp(s[j] - max)
@@ -50,8 +63,8 @@ void softmax(float *s, int n)
 
 /* out[d] = sum_j p[j] * v_j[d] for d < head_dim, v_j = v + j*stride,
  * summed in order of j (llama.cpp: kqv = mul_mat(v, kq)). */
-void attn_wsum(const float *p, const float *v, size_t stride, int n_pos,
-               int head_dim, float *out)
+static inline __attribute__((always_inline)) void attn_wsum_n(const float *p, const float *v, size_t stride,
+                                                              int n_pos, int head_dim, float *out)
 {
     for (int d = 0; d < head_dim; d++)
         out[d] = 0.0f;
@@ -60,4 +73,16 @@ void attn_wsum(const float *p, const float *v, size_t stride, int n_pos,
         for (int d = 0; d < head_dim; d++)
             out[d] += pj * v[d];
     }
+}
+
+void attn_wsum(const float *p, const float *v, size_t stride, int n_pos,
+               int head_dim, float *out)
+{
+#if defined(FLUID_SHAPE_HEAD_DIM)
+    if (head_dim == FLUID_SHAPE_HEAD_DIM) {
+        attn_wsum_n(p, v, stride, n_pos, FLUID_SHAPE_HEAD_DIM, out);
+        return;
+    }
+#endif
+    attn_wsum_n(p, v, stride, n_pos, head_dim, out);
 }

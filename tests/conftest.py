@@ -26,13 +26,13 @@ def build_image(out, model=None):
     """Write a bootable image with `model` (a GGUF path or None) from the
     already-built boot pieces (make test builds them first)."""
     parts = [BUILD / "bootloader" / "stage1.bin", BUILD / "bootloader" / "stage2.bin",
-             BUILD / "kernel.bin", BUILD / "tools" / "mkimage"]
+             BUILD / "kernel.bin", BUILD / "tools" / "mkimage", BUILD / "modules.bin"]
     missing = [str(p) for p in parts if not p.exists()]
     if missing:
         pytest.fail(f"build products missing (run `make image` first): {missing}")
     cmd = [str(BUILD / "tools" / "mkimage"), "-o", str(out),
            "--stage1", str(parts[0]), "--stage2", str(parts[1]), "--kernel", str(parts[2]),
-           "--model", str(model) if model else ""]
+           "--modules", str(parts[4]), "--model", str(model) if model else ""]
     subprocess.run(cmd, check=True)
     return Path(out)
 

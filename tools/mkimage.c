@@ -44,22 +44,29 @@ static uint64_t file_size(const char *path)
 
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-/* Copy `path` to `out` at byte offset `at`; returns its CRC-32. */
-static uint32_t copy_in(FILE *out, uint64_t at, const char *path, uint64_t bytes)
+/* Copy `path` to `out` at byte offset `at`; returns its CRC-32, plain or
+ * (chunked != 0) in the FLUID_REGION_CRC_CHUNKED form. */
+static uint32_t copy_in(FILE *out, uint64_t at, const char *path, uint64_t bytes, int chunked)
 {
     FILE *in = fopen(path, "rb");
     if (!in)
         die("cannot open %s: %s", path, strerror(errno));
-    static uint8_t buf[COPY_CHUNK];
+    static uint8_t buf[FLUID_CRC_CHUNK_BYTES];
     uint32_t crc = 0;
     if (fseeko(out, (off_t)at, SEEK_SET) != 0)
         die("seek failed in output: %s%s", strerror(errno), "");
     for (uint64_t done = 0; done < bytes;) {
-        size_t want = bytes - done < COPY_CHUNK ? (size_t)(bytes - done) : COPY_CHUNK;
+        size_t want = bytes - done < sizeof buf ? (size_t)(bytes - done) : sizeof buf;
         size_t got = fread(buf, 1, want, in);
         if (got != want)
             die("short read from %s%s", path, "");
-        crc = crc32_update(crc, buf, got);
+        if (chunked) {
+            uint32_t c = crc32_update(0, buf, got);
+            uint8_t le[4] = { (uint8_t)c, (uint8_t)(c >> 8), (uint8_t)(c >> 16), (uint8_t)(c >> 24) };
+            crc = crc32_update(crc, le, 4);
+        } else {
+            crc = crc32_update(crc, buf, got);
+        }
         if (fwrite(buf, 1, got, out) != got)
             die("write failed: %s%s", strerror(errno), "");
         done += got;
@@ -125,8 +132,9 @@ static int build(const char *out_path, const char *paths[FLUID_REGION_COUNT], co
         if (cap / SECTOR > 0xFFFFFFFFu)
             die("%s region: file too large (%s)", names[r], paths[r]);
         if (paths[r] && bytes) {
-            h.region[r].crc32 = copy_in(out, next, paths[r], bytes);
-            h.region[r].flags = FLUID_REGION_HAS_CRC;
+            int chunked = r == FLUID_REGION_MODEL;
+            h.region[r].crc32 = copy_in(out, next, paths[r], bytes, chunked);
+            h.region[r].flags = FLUID_REGION_HAS_CRC | (chunked ? FLUID_REGION_CRC_CHUNKED : 0);
         }
         next = align_up(next + cap, ALIGN_BYTES);
     }
@@ -171,7 +179,7 @@ static int write_cache(const char *img, const char *cache)
     const struct fluid_region *r = &h.region[FLUID_REGION_CACHE];
     if (bytes > (uint64_t)r->sectors * SECTOR)
         die("%s does not fit the cache region of %s", cache, img);
-    copy_in(f, r->lba * SECTOR, cache, bytes);
+    copy_in(f, r->lba * SECTOR, cache, bytes, 0);
     if (fclose(f) != 0)
         die("write failed: %s%s", strerror(errno), "");
     return 0;

@@ -2,6 +2,7 @@
  * the PS/2 keyboard.  A spinlock keeps lines from different CPUs whole. */
 #include <stdatomic.h>
 #include "arch/x86/io.h"
+#include "arch/x86/irq.h"
 #include "dev/console.h"
 #include "dev/serial.h"
 #include "dev/vga.h"
@@ -26,6 +27,11 @@ void console_write(const char *s, size_t n)
     atomic_flag_clear_explicit(&lock, memory_order_release);
 }
 
+void console_break_lock(void)
+{
+    atomic_flag_clear_explicit(&lock, memory_order_release);
+}
+
 int console_poll(void)
 {
     int c = serial_getc();
@@ -38,6 +44,6 @@ int console_getc(void)
 {
     int c;
     while ((c = console_poll()) < 0)
-        cpu_relax();
+        irq_wait();   /* sleep until COM1 or the keyboard interrupts */
     return c;
 }

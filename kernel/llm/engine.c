@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include "llm/engine.h"
 #include "mod/prof.h"
+#include "smp/smp.h"
 
 static uint64_t up64(uint64_t v) { return (v + 63) & ~63ull; }
 
@@ -36,7 +37,7 @@ uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
     f += 4 * up64(B * hp->n_embd * 4);              /* x, xb, xb2, q */
     f += 2 * up64(B * hp->n_embd_kv * 4);           /* k, v */
     f += 2 * up64(B * hp->n_ff * 4);                /* hb, hb2 */
-    f += up64((uint64_t)n_ctx * 4);                 /* att */
+    f += (uint64_t)smp_online() * up64((uint64_t)n_ctx * 4);   /* att, one per CPU */
     f += up64(B * hp->n_vocab * 4);                 /* logits */
     f += up64(B * hp->head_dim * 4);                /* rope_cs */
     f += up64(B * big * 4);                         /* act (>= any format) */
@@ -69,7 +70,9 @@ int engine_init(struct engine *e, const struct llama_model *m, int n_ctx,
     TAKE(e->v, B * hp->n_embd_kv * 4);
     TAKE(e->hb, B * hp->n_ff * 4);
     TAKE(e->hb2, B * hp->n_ff * 4);
-    TAKE(e->att, (uint64_t)n_ctx * 4);
+    e->n_att = smp_online();
+    e->att_stride = up64((uint64_t)n_ctx * 4) / 4;
+    TAKE(e->att, (uint64_t)e->n_att * e->att_stride * 4);
     TAKE(e->logits, B * hp->n_vocab * 4);
     TAKE(e->rope_cs, B * hp->head_dim * 4);
     TAKE(e->act, B * big * 4);
@@ -86,8 +89,33 @@ void engine_reset(struct engine *e)
     e->n_past = 0;
 }
 
+/* Output rows are handed out in blocks of MM_ROW_GRAIN: each CPU's part of
+ * Y then covers whole cache lines, and the kernels' 8-row SIMD tiles are
+ * never cut (a row's result does not depend on the split anyway, see
+ * modules/mm_common.h). */
+#define MM_ROW_GRAIN 16
+
+struct mm_job {
+    struct matmul_args a;                   /* all rows */
+    void (*mm)(const struct matmul_args *);
+    int op;
+};
+
+/* smp_parallel_for() body: row blocks [begin, end) of one matrix product. */
+static void mm_rows(void *ctx, int begin, int end, int cpu)
+{
+    const struct mm_job *j = ctx;
+    struct matmul_args a = j->a;
+    (void)cpu;
+    a.row0 = begin * MM_ROW_GRAIN;
+    a.row1 = end * MM_ROW_GRAIN < j->a.row1 ? end * MM_ROW_GRAIN : j->a.row1;
+    uint64_t rows = (uint64_t)(a.row1 - a.row0);
+    PROF_CALL(j->op, j->mm(&a), rows * a.w_row_bytes, 2ull * (uint64_t)a.n_in * rows * (uint64_t)a.n_tok);
+}
+
 /* Y[i] = W X[i] for n rows (X row stride ldx floats, Y row stride = the
- * output width): convert X into W's activation format, then the product. */
+ * output width): convert X into W's activation format (once, on this
+ * CPU), then the product with its output rows split over all cores. */
 static void linear(struct engine *e, const struct llama_tensor *W, const float *X,
                    int n, size_t ldx, float *Y)
 {
@@ -96,12 +124,13 @@ static void linear(struct engine *e, const struct llama_tensor *W, const float *
     void (*conv)(const float *, void *, int) = optab[aop].fn;
     for (int i = 0; i < n; i++)
         PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
-    struct matmul_args a = {
-        .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
-        .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n,
+    struct mm_job j = {
+        .a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
+               .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n },
+        .mm = optab[mop].fn,
+        .op = mop,
     };
-    void (*mm)(const struct matmul_args *) = optab[mop].fn;
-    PROF_CALL(mop, mm(&a), llama_tensor_bytes(W), 2ull * W->ne0 * W->ne1 * (uint64_t)n);
+    smp_parallel_for((int)((W->ne1 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN), mm_rows, &j);
 }
 
 /* cos/sin table of position pos, as ggml's rope (mode 0): theta_i =
@@ -117,11 +146,46 @@ static void rope_table(const struct llama_hparams *hp, int pos, float *cs)
     }
 }
 
+struct attn_job {
+    struct engine *e;
+    const float *kl, *vl;   /* this layer's K and V cache */
+    size_t head_stride;     /* floats between KV heads in the cache */
+    int n, hd, group;
+    float scale;
+};
+
+/* smp_parallel_for() body: query heads [h0, h1) of every token of the
+ * batch, with this CPU's own score row. */
+static void attn_heads(void *ctx, int h0, int h1, int cpu)
+{
+    const struct attn_job *j = ctx;
+    struct engine *e = j->e;
+    const struct llama_hparams *hp = &e->hp;
+    int hd = j->hd;
+    float *att = e->att + (size_t)cpu * e->att_stride;
+    void (*scores)(const float *, const float *, size_t, int, int, float, float *) = optab[OP_ATTN_SCORES].fn;
+    void (*smax)(float *, int) = optab[OP_SOFTMAX].fn;
+    void (*wsum)(const float *, const float *, size_t, int, int, float *) = optab[OP_ATTN_WSUM].fn;
+    for (int i = 0; i < j->n; i++) {
+        int n_pos = e->n_past + i + 1;   /* causal: positions 0..pos */
+        for (int h = h0; h < h1; h++) {
+            const float *q = e->q + (size_t)i * hp->n_embd + (size_t)h * hd;
+            const float *kh = j->kl + (size_t)(h / j->group) * j->head_stride;
+            const float *vh = j->vl + (size_t)(h / j->group) * j->head_stride;
+            float *out = e->xb2 + (size_t)i * hp->n_embd + (size_t)h * hd;
+            PROF_CALL(OP_ATTN_SCORES, scores(q, kh, hd, n_pos, hd, j->scale, att),
+                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+            PROF_CALL(OP_SOFTMAX, smax(att, n_pos), (uint64_t)n_pos * 4, 4ull * n_pos);
+            PROF_CALL(OP_ATTN_WSUM, wsum(att, vh, hd, n_pos, hd, out),
+                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+        }
+    }
+}
+
 static void attention(struct engine *e, int layer, int n)
 {
     const struct llama_hparams *hp = &e->hp;
-    int hd = (int)hp->head_dim, group = (int)(hp->n_head / hp->n_head_kv);
-    float scale = 1.0f / sqrtf((float)hd);
+    int hd = (int)hp->head_dim;
     size_t head_stride = (size_t)e->n_ctx * hd;
     float *kl = e->kcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
     float *vl = e->vcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
@@ -132,23 +196,13 @@ static void attention(struct engine *e, int layer, int n)
             memcpy(kl + at, e->k + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
             memcpy(vl + at, e->v + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
         }
-    void (*scores)(const float *, const float *, size_t, int, int, float, float *) = optab[OP_ATTN_SCORES].fn;
-    void (*smax)(float *, int) = optab[OP_SOFTMAX].fn;
-    void (*wsum)(const float *, const float *, size_t, int, int, float *) = optab[OP_ATTN_WSUM].fn;
-    for (int i = 0; i < n; i++) {
-        int n_pos = e->n_past + i + 1;   /* causal: positions 0..pos */
-        for (uint32_t h = 0; h < hp->n_head; h++) {
-            const float *q = e->q + (size_t)i * hp->n_embd + h * hd;
-            const float *kh = kl + (h / group) * head_stride;
-            const float *vh = vl + (h / group) * head_stride;
-            float *out = e->xb2 + (size_t)i * hp->n_embd + h * hd;
-            PROF_CALL(OP_ATTN_SCORES, scores(q, kh, hd, n_pos, hd, scale, e->att),
-                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
-            PROF_CALL(OP_SOFTMAX, smax(e->att, n_pos), (uint64_t)n_pos * 4, 4ull * n_pos);
-            PROF_CALL(OP_ATTN_WSUM, wsum(e->att, vh, hd, n_pos, hd, out),
-                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
-        }
-    }
+    /* Then every query head over all cores (GQA: head h reads KV head
+     * h / group). */
+    struct attn_job j = {
+        .e = e, .kl = kl, .vl = vl, .head_stride = head_stride, .n = n, .hd = hd,
+        .group = (int)(hp->n_head / hp->n_head_kv), .scale = 1.0f / sqrtf((float)hd),
+    };
+    smp_parallel_for((int)hp->n_head, attn_heads, &j);
 }
 
 int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logits)

@@ -8,6 +8,11 @@
  * Prompt tokens go through in batches of up to n_batch (matrix-matrix
  * products); decode is a batch of one.  Every compute kernel is reached
  * through the module table (mod/optab.h).
+ *
+ * Matrix products are split by output rows and attention by heads over
+ * every online core (smp_parallel_for()); each output element is computed
+ * by exactly one core with the same code, so results do not depend on
+ * the number of cores.
  */
 #ifndef FLUID_ENGINE_H
 #define FLUID_ENGINE_H
@@ -25,7 +30,9 @@ struct engine {
     int n_past;           /* positions already in the KV cache */
     /* Activations, [ENGINE_BATCH][width] floats each. */
     float *x, *xb, *xb2, *q, *k, *v, *hb, *hb2;
-    float *att;           /* [n_ctx] attention scores of one head */
+    float *att;           /* [n_att][att_stride]: each CPU's attention scores */
+    int n_att;            /* rows of att: smp_online() at engine_init() */
+    size_t att_stride;    /* floats between rows of att (>= n_ctx) */
     float *logits;        /* [ENGINE_BATCH][n_vocab] */
     float *rope_cs;       /* [ENGINE_BATCH][head_dim]: cos, sin pairs */
     uint8_t *act;         /* activation rows converted for the dot products */
@@ -34,7 +41,8 @@ struct engine {
     uint64_t mem_bytes;   /* memory this engine took */
 };
 
-/* Bytes engine_init() needs for this model and context length. */
+/* Bytes engine_init() needs for this model and context length (with one
+ * attention scratch row per online CPU: call after smp_init()). */
 uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx);
 
 /* Set up buffers in `mem` (mem_bytes long, 64-byte aligned).  Returns 0,

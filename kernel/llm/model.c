@@ -9,6 +9,7 @@
 #include "lib/kprintf.h"
 #include "llm/model.h"
 #include "mm/phys.h"
+#include "smp/smp.h"
 
 #define MiB (1ull << 20)
 #define TWO_MiB (2ull << 20)
@@ -53,6 +54,41 @@ static int read_region(struct blkdev *d, const struct fluid_region *r, uint8_t *
     model.read_us = tsc_to_us(rdtsc() - t0);
     kprintf("\n");
     return 0;
+}
+
+struct crc_job { const uint8_t *p; uint64_t size; uint32_t *out; };
+
+static void crc_chunks(void *ctx, int begin, int end, int cpu)
+{
+    (void)cpu;
+    struct crc_job *j = ctx;
+    for (int i = begin; i < end; i++) {
+        uint64_t off = (uint64_t)i * FLUID_CRC_CHUNK_BYTES;
+        uint64_t n = j->size - off < FLUID_CRC_CHUNK_BYTES ? j->size - off : FLUID_CRC_CHUNK_BYTES;
+        j->out[i] = crc32_fast(0, j->p + off, n);
+    }
+}
+
+/* The model region's checksum as the image header defines it: plain
+ * CRC-32, or (FLUID_REGION_CRC_CHUNKED) the CRC of the per-4-MiB CRCs,
+ * those computed on every core. */
+static uint32_t region_crc(const struct fluid_region *r)
+{
+    if (!(r->flags & FLUID_REGION_CRC_CHUNKED))
+        return crc32_fast(0, model.file, model.size);
+    static uint32_t crcs[1u << 16];   /* up to 256 GiB of model */
+    uint64_t n = (model.size + FLUID_CRC_CHUNK_BYTES - 1) / FLUID_CRC_CHUNK_BYTES;
+    if (n > sizeof crcs / sizeof crcs[0])
+        return ~r->crc32;
+    struct crc_job job = { model.file, model.size, crcs };
+    smp_parallel_for((int)n, crc_chunks, &job);
+    uint32_t crc = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t le[4] = { (uint8_t)crcs[i], (uint8_t)(crcs[i] >> 8), (uint8_t)(crcs[i] >> 16),
+                          (uint8_t)(crcs[i] >> 24) };
+        crc = crc32_fast(crc, le, 4);
+    }
+    return crc;
 }
 
 static void set_name(void)
@@ -152,7 +188,7 @@ void model_boot_load(void)
     if (read_region(d, r, (uint8_t *)file_mem) != 0)
         return;
     uint64_t t0 = rdtsc();
-    if ((r->flags & FLUID_REGION_HAS_CRC) && crc32_fast(0, model.file, model.size) != r->crc32) {
+    if ((r->flags & FLUID_REGION_HAS_CRC) && region_crc(r) != r->crc32) {
         fail("%s", "model region checksum mismatch: the disk image is damaged");
         return;
     }

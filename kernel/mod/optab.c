@@ -1,11 +1,10 @@
 /* optab.c - the module table (see optab.h). */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include "mod/optab.h"
 
 struct op_slot optab[OP_COUNT];
-/* The built-in (kernel-linked) modules read their services from here. */
-const struct fluid_services *fluid_svc;
 int prof_enabled = 1;
 
 static float k_sqrtf(float x) { return __builtin_sqrtf(x); }
@@ -31,30 +30,35 @@ int op_dequant_for_type(int t)
     return mm < 0 ? -1 : OP_DQ_F32 + (mm - OP_MM_F32);
 }
 
-void optab_init_builtin(void)
+void optab_init(void)
 {
     static const char *const names[OP_COUNT] = {
 #define OP_NAME(id, name) name,
         FLUID_OP_LIST(OP_NAME)
 #undef OP_NAME
     };
-    void *const fns[OP_COUNT] = {
-        (void *)mm_f32, (void *)mm_f16, (void *)mm_q8_0, (void *)mm_q4_0,
-        (void *)mm_q4_K, (void *)mm_q5_K, (void *)mm_q6_K,
-        (void *)dequant_f32, (void *)dequant_f16, (void *)dequant_q8_0,
-        (void *)dequant_q4_0, (void *)dequant_q4_K, (void *)dequant_q5_K,
-        (void *)dequant_q6_K,
-        (void *)quantize_q8_0, (void *)quantize_q8_K, (void *)convert_f16, (void *)copy_f32,
-        (void *)rmsnorm, (void *)rope, (void *)swiglu, (void *)add,
-        (void *)attn_scores, (void *)softmax, (void *)attn_wsum,
-    };
-    fluid_svc = &kernel_services;
     for (int i = 0; i < OP_COUNT; i++) {
         optab[i].name = names[i];
-        optab[i].fn = fns[i];
-        optab[i].variant = "builtin";
-        optab[i].march = "x86-64";
-        optab[i].opt_level = 2;
+        optab[i].fn = NULL;
+        optab[i].module = NULL;
+        optab[i].variant = "none";
+        optab[i].march = "-";
+        optab[i].opt_level = 0;
         strcpy(optab[i].hash, "-");
     }
+}
+
+int optab_missing(char *buf, int cap)
+{
+    int n = 0, len = 0;
+    if (buf && cap > 0)
+        buf[0] = 0;
+    for (int i = 0; i < OP_COUNT; i++) {
+        if (optab[i].fn)
+            continue;
+        n++;
+        if (buf && len < cap)
+            len += snprintf(buf + len, (size_t)(cap - len), "%s%s", len ? " " : "", optab[i].name);
+    }
+    return n;
 }

@@ -14,6 +14,7 @@
 #include "llm/model.h"
 #include "llm/sampler.h"
 #include "mm/phys.h"
+#include "mod/prof.h"
 #include "shell/line.h"
 #include "shell/shell.h"
 
@@ -229,6 +230,11 @@ static int cmd_gen(int argc, char **argv, const char *line)
         goto out;
     uint64_t prefill = rdtsc() - t0, decode;
     int eos, g = generate(last, n_predict, &decode, &eos);
+    prof_work.runs++;                       /* the profile's workload */
+    prof_work.prompt_tokens += (uint64_t)n;
+    prof_work.generated_tokens += (uint64_t)g;
+    prof_work.prefill_cycles += prefill;
+    prof_work.decode_cycles += decode;
     kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s%s]\n", n,
             per_sec(n, prefill), g, per_sec(g, decode), eos ? " | end of text" : "");
     rc = 0;
@@ -358,9 +364,9 @@ static int cmd_chat(int argc, char **argv, const char *line)
                          chat_system, text_buf);
             flags |= TOK_ENC_BOS;
         } else {
-            /* The last reply's EOS, then the next user turn. */
-            m = snprintf(turn, sizeof turn, "%s\n<|user|>\n%s</s>\n<|assistant|>\n",
-                         ended_with_eos ? "</s>" : "</s>", text_buf);
+            /* Close the last reply with EOS (sampled, or cut at n_predict:
+             * the template wants it either way), then the next user turn. */
+            m = snprintf(turn, sizeof turn, "</s>\n<|user|>\n%s</s>\n<|assistant|>\n", text_buf);
             flags |= TOK_ENC_NO_PREFIX;
         }
         int nt = encode(turn, (size_t)m, flags, e->n_ctx - e->n_past);
@@ -376,9 +382,10 @@ static int cmd_chat(int argc, char **argv, const char *line)
         }
         uint64_t prefill = rdtsc() - t0, decode;
         kprintf("assistant> ");
-        int g = generate(last, e->n_ctx - e->n_past, &decode, &ended_with_eos);
-        kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s]\n", nt,
-                per_sec(nt, prefill), g, per_sec(g, decode));
+        int room = e->n_ctx - e->n_past;
+        int g = generate(last, cfg.n_predict < room ? cfg.n_predict : room, &decode, &ended_with_eos);
+        kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s%s]\n", nt,
+                per_sec(nt, prefill), g, per_sec(g, decode), ended_with_eos ? " | end of text" : "");
     }
 }
 

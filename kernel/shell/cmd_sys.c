@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "arch/x86/cpu.h"
+#include "arch/x86/io.h"
 #include "boot.h"
 #include "dev/acpi.h"
 #include "dev/power.h"
@@ -28,7 +29,8 @@ static int cmd_info(int argc, char **argv, const char *line)
     kprintf("features:  %s\n", feats);
     kprintf("x86-64:    level v%d, module tag %s, XCR0 0x%llx\n", cpu.level, cpu.tag,
             (unsigned long long)cpu.xcr0);
-    kprintf("cores:     %d found (ACPI MADT), %d online\n", acpi.n_cpus, smp_online());
+    kprintf("cores:     %d found (ACPI MADT), %d online, idle workers wait with %s\n",
+            acpi.n_cpus, smp_online(), smp_wait_mode());
     kprintf("memory:    %llu MiB usable, %llu MiB free (largest block %llu MiB)\n",
             (unsigned long long)(kphys.usable_bytes >> 20),
             (unsigned long long)(phys_free_bytes(&kphys) >> 20),
@@ -90,10 +92,8 @@ static int cmd_poweroff(int argc, char **argv, const char *line)
 }
 
 /* Deliberate faults so tests can check the exception report. */
-static int cmd_fault(int argc, char **argv, const char *line)
+static int raise_fault(const char *kind)
 {
-    (void)line;
-    const char *kind = argc > 1 ? argv[1] : "pf";
     if (strcmp(kind, "pf") == 0) {
         volatile uint64_t *bad = (volatile uint64_t *)0xFFFF800000000000ull;
         return (int)*bad;
@@ -104,7 +104,44 @@ static int cmd_fault(int argc, char **argv, const char *line)
         /* In asm: C division by zero is undefined and clang rewrites 1/x. */
         __asm__ volatile("xor %%ecx, %%ecx; mov $1, %%eax; cltd; idivl %%ecx" ::: "eax", "ecx", "edx");
     }
-    kprintf("error: fault kind must be pf, ud or de\n");
+    return 1;
+}
+
+static struct { const char *kind; int cpu; } fault_req;
+
+/* smp_parallel_for() body: the chosen CPU faults; any other CPU holds on
+ * to its chunk (so the chosen one is left a chunk to claim) for 5 s. */
+static void fault_on_cpu(void *ctx, int begin, int end, int worker)
+{
+    (void)ctx, (void)begin, (void)end;
+    if (worker == fault_req.cpu) {
+        raise_fault(fault_req.kind);
+        return;
+    }
+    uint64_t t0 = rdtsc();
+    while (rdtsc() - t0 < (cpu.tsc_hz ? cpu.tsc_hz : 1000000000ull) * 5)
+        __asm__ volatile("pause");
+}
+
+static int cmd_fault(int argc, char **argv, const char *line)
+{
+    (void)line;
+    const char *kind = argc > 1 ? argv[1] : "pf";
+    if (strcmp(kind, "pf") != 0 && strcmp(kind, "ud") != 0 && strcmp(kind, "de") != 0) {
+        kprintf("error: fault kind must be pf, ud or de\n");
+        return 1;
+    }
+    if (argc < 3)
+        return raise_fault(kind);
+    long c;
+    if (shell_parse_long(argv[2], &c) != 0 || c < 0 || c >= smp_online()) {
+        kprintf("error: cpu must be 0..%d\n", smp_online() - 1);
+        return 1;
+    }
+    fault_req.kind = kind;
+    fault_req.cpu = (int)c;
+    smp_parallel_for(smp_online(), fault_on_cpu, 0);
+    kprintf("error: cpu %ld did not take the fault\n", c);
     return 1;
 }
 
@@ -113,6 +150,6 @@ const struct shell_cmd sys_commands[] = {
     { "mem", "", "E820 memory map and allocator state", cmd_mem, 0 },
     { "reboot", "", "restart the machine", cmd_reboot, 0 },
     { "poweroff", "", "switch the machine off (ACPI)", cmd_poweroff, 0 },
-    { "fault", "[pf|ud|de]", "raise a CPU exception (test mode only)", cmd_fault, 1 },
+    { "fault", "[pf|ud|de] [cpu]", "raise a CPU exception, on core `cpu` if given (test mode only)", cmd_fault, 1 },
     { 0 },
 };

@@ -9,7 +9,7 @@
 #include "shell/line.h"
 #include "shell/shell.h"
 
-static const struct shell_cmd *const tables[] = { sys_commands, llm_commands, mod_commands };
+static const struct shell_cmd *const tables[] = { sys_commands, llm_commands, bench_commands, mod_commands };
 
 static int is_space(char c) { return c == ' ' || c == '\t'; }
 

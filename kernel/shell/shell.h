@@ -18,6 +18,7 @@ struct shell_cmd {
 /* Commands are grouped in tables defined by each cmd_*.c file. */
 extern const struct shell_cmd sys_commands[];
 extern const struct shell_cmd llm_commands[];
+extern const struct shell_cmd bench_commands[];
 extern const struct shell_cmd mod_commands[];    /* modules, cache, prof */
 
 /* Raw text of `line` after its first k words and one separating space

@@ -31,7 +31,7 @@ def test_crc32_matches_zlib():
 
 def test_image_header_layout_and_checksums(tmp_path):
     model = tmp_path / "m.bin"
-    model.write_bytes(bytes(range(256)) * 1000)
+    model.write_bytes(bytes(range(256)) * 40000)   # 10 MB: three 4 MiB pieces
     img = tmp_path / "x.img"
     subprocess.run([str(BUILD / "tools" / "mkimage"), "-o", str(img),
                     "--stage1", str(BUILD / "bootloader" / "stage1.bin"),
@@ -52,9 +52,14 @@ def test_image_header_layout_and_checksums(tmp_path):
         assert nbytes <= sectors * 512
         if i != 0:
             assert lba % 2048 == 0, f"{name} region not 1 MiB aligned"
-        if flags & 1:
-            assert crc == zlib.crc32(raw[lba * 512:lba * 512 + nbytes]), name
-    lba, nbytes = struct.unpack("<QQ", hdr[24 + 128:40 + 128])
+        data = raw[lba * 512:lba * 512 + nbytes]
+        if flags & 2:      # chunked: CRC of the 4 MiB pieces' CRCs
+            pieces = [zlib.crc32(data[i:i + (4 << 20)]) for i in range(0, len(data), 4 << 20)]
+            assert crc == zlib.crc32(b"".join(struct.pack("<I", c) for c in pieces)), name
+        elif flags & 1:
+            assert crc == zlib.crc32(data), name
+    lba, nbytes, _, _, flags, _ = struct.unpack("<QQIIII", hdr[24 + 128:56 + 128])
+    assert flags == 3   # the model region's CRC is chunked
     assert raw[lba * 512:lba * 512 + nbytes] == model.read_bytes()
 
 

@@ -9,7 +9,9 @@
 #include "arch/x86/trap.h"
 #include "arch/x86/percpu.h"
 #include "lib/kprintf.h"
+#include "dev/console.h"
 #include "dev/power.h"
+#include "smp/smp.h"
 
 struct gdt_ptr { uint16_t limit; uint64_t base; } __attribute__((packed));
 
@@ -33,7 +35,7 @@ struct idt_entry {
 #define SEL_DATA 0x10
 #define SEL_TSS 0x18
 
-static struct idt_entry idt[32];
+static struct idt_entry idt[256];   /* 32 exceptions, then interrupts */
 static struct tss tss[FLUID_MAX_CPUS];
 static uint64_t gdt[FLUID_MAX_CPUS][5];
 static uint8_t df_stack[FLUID_MAX_CPUS][8192] __attribute__((aligned(16)));
@@ -98,6 +100,14 @@ void trap_init(void)
     load_idt();
 }
 
+void trap_set_vector(int v, uint64_t handler)
+{
+    idt[v] = (struct idt_entry){
+        .off_lo = (uint16_t)handler, .sel = SEL_CODE, .ist = 0, .flags = 0x8E,
+        .off_mid = (uint16_t)(handler >> 16), .off_hi = (uint32_t)(handler >> 32),
+    };
+}
+
 void trap_init_ap(void)
 {
     load_gdt(this_cpu()->id);
@@ -106,7 +116,12 @@ void trap_init_ap(void)
 
 void trap_handler(struct trap_frame *f)
 {
+    /* The first CPU to get here reports and stops the others (NMI); the
+     * others, and that NMI, halt quietly. */
+    if (smp_panic_enter() != 0)
+        halt_forever();
     const char *name = f->vector < 32 ? vector_names[f->vector] : "unknown";
+    console_break_lock();
     kprintf("\n*** CPU exception on cpu %d: vector %llu, %s ***\n",
             this_cpu_id_safe(), (unsigned long long)f->vector, name);
     kprintf("error code 0x%llx  RIP 0x%016llx  RSP 0x%016llx  CR2 0x%016llx\n",

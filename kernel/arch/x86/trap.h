@@ -15,5 +15,7 @@ struct trap_frame {
  * stack) and the IDT for all 32 exception vectors on the calling CPU. */
 void trap_init(void);
 void trap_init_ap(void);
+/* Point IDT vector v (< 256) at an interrupt-gate handler. */
+void trap_set_vector(int v, uint64_t handler);
 
 #endif

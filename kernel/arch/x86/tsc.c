@@ -1,6 +1,6 @@
 /* tsc.c - TSC frequency: CPUID 0x15 (crystal ratio), the hypervisor leaf
  * 0x40000010 (TSC kHz, as KVM/VMware publish it), CPUID 0x16 (base MHz),
- * else calibration against PIT channel 2 over 20 ms. */
+ * else calibration against PIT channel 2 (median of three 20 ms windows). */
 #include "arch/x86/cpu.h"
 #include "arch/x86/io.h"
 
@@ -49,7 +49,11 @@ void tsc_init(void)
             return;
         }
     }
-    cpu.tsc_hz = pit_calibrate();
+    /* Median of three: one window stretched by a descheduled vCPU (or an
+     * emulator under load) must not skew every later figure. */
+    uint64_t a = pit_calibrate(), b = pit_calibrate(), c = pit_calibrate();
+    uint64_t lo = a < b ? a : b, hi = a < b ? b : a;
+    cpu.tsc_hz = c < lo ? lo : c > hi ? hi : c;
     cpu.tsc_source = "PIT calibration";
 }
 

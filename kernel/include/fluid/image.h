@@ -49,6 +49,11 @@ enum fluid_region_id {
 
 /* Region flags. */
 #define FLUID_REGION_HAS_CRC 1u   /* crc32 covers the first `bytes` bytes */
+/* With HAS_CRC: crc32 is the CRC-32 of the little-endian u32 CRC-32s of
+ * each FLUID_CRC_CHUNK_BYTES piece of the region (the last may be short),
+ * so the kernel can check a multi-GB model on every core at once. */
+#define FLUID_REGION_CRC_CHUNKED 2u
+#define FLUID_CRC_CHUNK_BYTES (4u << 20)
 
 /* One region: where it starts, how many bytes it holds, how many sectors
  * are reserved for it, and the CRC-32 (IEEE 802.3, as zlib.crc32) of its

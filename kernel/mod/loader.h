@@ -1,0 +1,93 @@
+/*
+ * loader.h - puts compute modules (modules/module_abi.h) into the module
+ * table (mod/optab.h).
+ *
+ * At boot, mod_boot_load() installs the baseline modules stage 2 loaded
+ * from the image's module region (at FLUID_MODULES_LOAD), then the PGO
+ * cache's modules for this CPU's tag over them (mod/cache.h).  Every
+ * module is checked before its first call - magic, ABI version, sizes,
+ * header CRC, body SHA-256 (on the copy that will run), and its required
+ * CPU features against CPUID - and a module that fails is never called:
+ * the op keeps its baseline.  One console line per outcome.
+ */
+#ifndef FLUID_LOADER_H
+#define FLUID_LOADER_H
+
+#include <stdint.h>
+#include "mod/modfmt.h"
+
+struct llama_hparams;
+
+#define MOD_MAX_LOADED 128
+#define MOD_MAX_REJECTS 48
+
+/* A module in memory, serving one or more ops. */
+struct mod_loaded {
+    char name[32];
+    char march[48];
+    char compiler[64];
+    char hash[17];               /* first 8 bytes of the body SHA-256, hex */
+    const char *variant;         /* "baseline" or "cache" */
+    uint64_t generation;         /* cache generation (0: baseline) */
+    uint64_t features;           /* required CPU features */
+    int opt_level;
+    uint32_t flags;              /* FLUID_MOD_F_* */
+    void *base;                  /* the body, 4 KiB aligned */
+    uint32_t bytes;              /* body bytes */
+    uint32_t n_shapes;
+    struct fluid_mod_shape shape[FLUID_MOD_MAX_SHAPES];
+    int shape_match;             /* after mod_check_shapes: 1 match, 0 not, -1 unknown */
+    int n_ops;                   /* ops currently served by it */
+};
+
+/* A module refused, with its one-line reason. */
+struct mod_reject {
+    char what[80];               /* "cache x86-64-v3 gen 2: mm_q4_0" */
+    char why[160];
+};
+
+struct mod_state {
+    int baseline_loaded, baseline_rejected;
+    int cache_loaded, cache_rejected;
+    int n_loaded;
+    struct mod_loaded loaded[MOD_MAX_LOADED];
+    int n_rejects;
+    struct mod_reject rejects[MOD_MAX_REJECTS];
+};
+
+extern struct mod_state mods;
+
+/*
+ * Load every module: the baseline region, then the cache.  Prints
+ * "modules: N baseline modules loaded (K ops), M rejected" and the cache's
+ * lines.  Returns 0 when every op has a module, else -1 after printing
+ * which ops have none (the model cannot run then).
+ */
+int mod_boot_load(void);
+
+/*
+ * Check the module file at p (avail bytes) and, if it passes and this CPU
+ * has its features, copy its body to fresh memory, check the copy's
+ * SHA-256, call its init with the kernel services and point its ops' table
+ * slots at it.  `variant` is "baseline" or "cache", `what` names it in
+ * messages.  Returns 0, or -1 after recording and printing the reason.
+ * *file_bytes gets the file's length when its header was readable (so a
+ * caller walking a list can skip it), else 0.
+ */
+int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t generation,
+                 const char *what, uint32_t *file_bytes);
+
+/* Record a rejection and print "modules: <what> rejected: <why>". */
+void mod_reject(const char *what, const char *why);
+
+/*
+ * After the model is loaded: compare the shape constants of every
+ * shape-specialised module with the model's (hp) and print one line per
+ * module (match: its constant-trip-count path runs; mismatch: its runtime
+ * check takes the generic path).
+ */
+void mod_check_shapes(const struct llama_hparams *hp);
+
+/* The loaded module serving op, or NULL. */
+const struct mod_loaded *mod_for_op(int op);
+#endif

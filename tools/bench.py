@@ -1,0 +1,291 @@
+#!/usr/bin/env python3
+"""`make bench`: Fluid's prefill/decode speed next to llama.cpp's on the same GGUF.
+
+    bench.py build/fluid.img --model file.gguf [--smp N] [-p 128] [-n 64] [-r 3]
+
+1. Boots the image (which must carry --model) with every host core unless
+   --smp says otherwise, runs Fluid's `bench -p P -n N -r R` at its prompt
+   and parses the llama-bench-like table it prints (ppP and tgN tok/s) and
+   its memory-bandwidth line.
+2. Runs the same file through the peer, node-llama-cpp (prebuilt llama.cpp,
+   CPU backend; tools/peer/bench.mjs, installed by tools/peer-deps.sh) with
+   the same thread count, measured as llama-bench does.
+3. Prints both, the ratios Fluid/peer, and last one machine-readable line:
+
+   BENCH model=<file> threads=<n> fluid_pp=<tok/s> fluid_tg=<tok/s> peer_pp=<tok/s> peer_tg=<tok/s> pp_ratio=<x> tg_ratio=<x>
+
+   Any figure that could not be measured is `null`, with the reason printed
+   above it.
+
+Fluid runs in QEMU: under KVM its figures are the machine's; under TCG
+(no usable hardware virtualisation) they are the emulator's speed, tens to
+hundreds of times below the hardware, and the ratios say nothing about
+Fluid's code against llama.cpp's.  The script says which one ran.
+Python 3 standard library only.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+PEER_SCRIPT = os.path.join(HERE, "peer", "bench.mjs")
+
+# ---------------------------------------------------------------- parsing
+
+_ROW = re.compile(
+    r"^\|\s*(?P<model>.*?)\s*\|\s*(?P<size>[0-9.]+)\s*GiB\s*\|\s*(?P<cores>\d+)\s*\|"
+    r"\s*(?P<test>pp|tg)(?P<n>\d+)\s*\|\s*(?P<mean>[-+0-9.eEnaif]+)\s*\+-\s*(?P<sd>[-+0-9.eEnaif]+)\s*\|\s*$")
+_BW = re.compile(
+    r"memory read bandwidth\s+(?P<bw>[0-9.]+)\s*GB/s\s*\((?P<bw_cores>\d+)\s*cores?\);\s*"
+    r"decode moves\s+(?P<dec>[0-9.]+)\s*GB/s of weights\s*\((?P<pct>[0-9.]+)%")
+
+
+def parse_fluid_bench(text):
+    """Parse the output of Fluid's `bench` command.
+
+    Returns {"model", "size_gib", "cores", "pp": {"n","mean","sd"} | None,
+    "tg": ... | None, "bw_gbs", "bw_cores", "decode_gbs", "decode_pct"}
+    (the last four None when the bandwidth line is missing).  Raises
+    ValueError when the text has an error line or no result row."""
+    text = text.replace("\r", "")
+    for line in text.split("\n"):
+        if line.strip().startswith("error:"):
+            raise ValueError("Fluid's bench failed: " + line.strip())
+    res = {"model": None, "size_gib": None, "cores": None, "pp": None, "tg": None,
+           "bw_gbs": None, "bw_cores": None, "decode_gbs": None, "decode_pct": None}
+    for line in text.split("\n"):
+        m = _ROW.match(line.strip())
+        if m:
+            res["model"] = m["model"]
+            res["size_gib"] = float(m["size"])
+            res["cores"] = int(m["cores"])
+            res[m["test"]] = {"n": int(m["n"]), "mean": float(m["mean"]), "sd": float(m["sd"])}
+            continue
+        m = _BW.search(line)
+        if m:
+            res["bw_gbs"] = float(m["bw"])
+            res["bw_cores"] = int(m["bw_cores"])
+            res["decode_gbs"] = float(m["dec"])
+            res["decode_pct"] = float(m["pct"])
+    if res["pp"] is None and res["tg"] is None:
+        raise ValueError("no pp/tg row in Fluid's bench output:\n" + text[-2000:])
+    return res
+
+
+def parse_cpu_line(text):
+    """The boot log's `cpu: ... N cores, ...` line: (line, N) or (None, None)."""
+    m = re.search(r"^cpu: (.*?(\d+) cores.*)$", text.replace("\r", ""), re.M)
+    return (m[1], int(m[2])) if m else (None, None)
+
+
+def parse_peer_json(text):
+    """The peer's stdout: the last line that is a JSON object.
+    Returns the dict; raises ValueError when there is none."""
+    for line in reversed(text.strip().split("\n")):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    raise ValueError("no JSON object in the peer's output:\n" + text[-2000:])
+
+
+def _num(x, fmt):
+    if x is None:
+        return "null"
+    try:
+        if x != x or x in (float("inf"), float("-inf")):
+            return "null"
+    except TypeError:
+        return "null"
+    return fmt % x
+
+
+def ratio(a, b):
+    """a / b, or None when either is missing or b is not positive."""
+    if a is None or b is None or not b > 0 or a != a:
+        return None
+    return a / b
+
+
+def bench_line(model, threads, fluid_pp, fluid_tg, peer_pp, peer_tg):
+    """The final machine-readable line; None figures print as `null`."""
+    model = str(model).replace(" ", "%20")
+    return ("BENCH model=%s threads=%s fluid_pp=%s fluid_tg=%s peer_pp=%s peer_tg=%s pp_ratio=%s tg_ratio=%s" % (
+        model, threads if threads is not None else "null",
+        _num(fluid_pp, "%.2f"), _num(fluid_tg, "%.2f"), _num(peer_pp, "%.2f"), _num(peer_tg, "%.2f"),
+        _num(ratio(fluid_pp, peer_pp), "%.3f"), _num(ratio(fluid_tg, peer_tg), "%.3f")))
+
+
+# ---------------------------------------------------------------- running
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
+def oversubscribed(threads):
+    """A warning when the host's 1-minute load is above its core count, or None."""
+    try:
+        load1 = float(loadavg().split()[0])
+    except ValueError:
+        return None
+    cores = os.cpu_count() or 1
+    if load1 <= cores:
+        return None
+    return (f"the host is oversubscribed (load {load1:.1f} on {cores} cores): llama.cpp's threads wait for "
+            f"each other at a spinning barrier, so with {threads} threads on a busy host the peer's figures "
+            f"can fall far below what this machine does when idle")
+
+
+def run_fluid(image, model, smp, mem, p, n, r, boot_timeout, bench_timeout):
+    """Boot, run `bench`, power off.  Returns (parsed, boot_log_cpu_line)."""
+    from fluidvm import FluidVM
+    vm = FluidVM(image, mem=mem, smp=smp, boot_timeout=boot_timeout)
+    try:
+        boot = vm.text()
+        if "model: loaded" not in boot:
+            raise ValueError("the image has no usable model (build it with `make image MODEL=...`); boot log:\n"
+                             + boot.replace("\r", "")[-1500:])
+        m = re.search(r"^model: (.+?), \d+ MiB on ", boot.replace("\r", ""), re.M)
+        if m and model and m[1] != os.path.basename(model):
+            print(f"bench: WARNING: the image carries {m[1]}, not {os.path.basename(model)}")
+        line = f"bench -p {p} -n {n} -r {r}"
+        print(f"fluid> {line}", flush=True)
+        out = vm.cmd(line, timeout=bench_timeout)
+        sys.stdout.write(out.replace("\r", ""))
+        sys.stdout.flush()
+        cpu_line, _ = parse_cpu_line(boot)
+        return parse_fluid_bench(out), cpu_line
+    finally:
+        try:
+            vm.send("poweroff\r")
+            vm.wait_exit(10)
+        except Exception:
+            pass
+        vm.close()
+
+
+def run_peer(model, threads, p, n, r, timeout):
+    """Run tools/peer/bench.mjs; returns (dict or None, reason or None)."""
+    node = shutil.which("node")
+    if not node:
+        return None, "node (Node.js) is not installed"
+    if not os.path.isdir(os.path.join(HERE, "peer", "node_modules", "node-llama-cpp")):
+        return None, "node-llama-cpp is not installed in tools/peer (run tools/peer-deps.sh)"
+    cmd = [node, PEER_SCRIPT, "--model", os.path.abspath(model), "--threads", str(threads),
+           "--pp", str(p), "--tg", str(n), "--reps", str(r)]
+    print("peer: " + " ".join(cmd), flush=True)
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                              cwd=os.path.join(HERE, "peer"))
+    except subprocess.TimeoutExpired:
+        return None, f"the peer did not finish within {timeout} s"
+    out = proc.stdout.decode("utf-8", "replace")
+    err = proc.stderr.decode("utf-8", "replace").strip()
+    try:
+        d = parse_peer_json(out)
+    except ValueError as e:
+        return None, f"the peer exited with status {proc.returncode}: {err[-1500:] or e}"
+    if not d.get("ok"):
+        return None, d.get("error") or f"the peer exited with status {proc.returncode}"
+    return d, None
+
+
+def fmt_ms(mean, sd):
+    return "%.2f +- %.2f" % (mean, sd)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("image")
+    ap.add_argument("--model", required=True, help="the GGUF file the image carries (the peer runs it too)")
+    ap.add_argument("--smp", type=int, help="Fluid's cores and the peer's threads (default: all host cores)")
+    ap.add_argument("--mem", default="3G")
+    ap.add_argument("-p", type=int, default=128, help="prefill batch (default 128)")
+    ap.add_argument("-n", type=int, default=64, help="decode steps (default 64)")
+    ap.add_argument("-r", type=int, default=3, help="repetitions (default 3)")
+    ap.add_argument("--boot-timeout", type=float, default=1800)
+    ap.add_argument("--timeout", type=float, default=6 * 3600, help="for Fluid's bench command and for the peer")
+    ap.add_argument("--no-peer", action="store_true")
+    a = ap.parse_args(argv)
+
+    from fluidvm import kvm_usable
+    if not os.path.exists(a.image):
+        sys.exit(f"bench: {a.image} does not exist (run `make image MODEL=...`)")
+    if not os.path.exists(a.model):
+        sys.exit(f"bench: {a.model} does not exist")
+    threads = a.smp or os.cpu_count() or 1
+    accel = "kvm" if kvm_usable() else "tcg"
+    print(f"bench: model {a.model} ({os.path.getsize(a.model) / 1e9:.2f} GB), {threads} threads, "
+          f"pp{a.p} tg{a.n} x{a.r}")
+    if accel == "kvm":
+        print("bench: Fluid runs under KVM: its figures are this machine's hardware speed.")
+    else:
+        print("bench: Fluid runs under QEMU TCG (no usable KVM: no vmx/svm): its figures are EMULATOR speed,\n"
+              "       far below the hardware; the peer runs natively, so the ratios below are not a\n"
+              "       comparison of Fluid's code with llama.cpp's.")
+    print(f"bench: host load average {loadavg()} (other work on this machine makes all figures noisy)")
+
+    fluid, fluid_err, cpu_line = None, None, None
+    t0 = time.monotonic()
+    try:
+        fluid, cpu_line = run_fluid(a.image, a.model, threads, a.mem, a.p, a.n, a.r, a.boot_timeout, a.timeout)
+    except Exception as e:    # BootError, ValueError: report and go on to the peer
+        fluid_err = f"{type(e).__name__}: {e}"
+        print(f"bench: Fluid could not be measured: {fluid_err}")
+    t_fluid = time.monotonic() - t0
+    print(f"bench: Fluid phase took {t_fluid:.0f} s; host load average {loadavg()}")
+
+    peer, peer_err = None, "skipped (--no-peer)"
+    if not a.no_peer:
+        t0 = time.monotonic()
+        peer, peer_err = run_peer(a.model, threads, a.p, a.n, a.r, a.timeout)
+        print(f"bench: peer phase took {time.monotonic() - t0:.0f} s; host load average {loadavg()}")
+        warn = oversubscribed(threads)
+        if warn:
+            print(f"bench: WARNING: {warn}")
+    if peer is None:
+        print(f"bench: peer (node-llama-cpp) could not be measured: {peer_err}")
+
+    def fig(d, k):
+        return d[k]["mean"] if d and d.get(k) else None
+
+    fpp, ftg, ppp, ptg = fig(fluid, "pp"), fig(fluid, "tg"), fig(peer, "pp"), fig(peer, "tg")
+    print()
+    print("| engine | accel | threads | test | t/s |")
+    print("|---|---|---|---|---|")
+    for name, acc, d in (("Fluid", accel.upper(), fluid), ("node-llama-cpp 3.22.1", "native", peer)):
+        for k, nn in (("pp", a.p), ("tg", a.n)):
+            if d and d.get(k):
+                print(f"| {name} | {acc} | {threads} | {k}{d[k]['n']} | {fmt_ms(d[k]['mean'], d[k]['sd'])} |")
+            elif nn > 0:
+                print(f"| {name} | {acc} | {threads} | {k}{nn} | not measured |")
+    print()
+    for k, f_, p_ in (("prefill pp", fpp, ppp), ("decode tg", ftg, ptg)):
+        rr = ratio(f_, p_)
+        print(f"ratio Fluid/peer, {k}: " + ("%.3f (peer is %.1fx Fluid)" % (rr, 1 / rr) if rr else "n/a"))
+    if fluid and fluid.get("bw_gbs") is not None:
+        print(f"Fluid decode moves {fluid['decode_gbs']:.2f} GB/s of weights against a measured read bandwidth of "
+              f"{fluid['bw_gbs']:.2f} GB/s ({fluid['bw_cores']} core, in the VM): {fluid['decode_pct']:.0f}% of it")
+    if peer and ptg and peer.get("model_bytes"):
+        print(f"peer decode moves about {peer['model_bytes'] * ptg / 1e9:.2f} GB/s (weights {peer['model_bytes'] / 1e9:.2f} GB "
+              f"x {ptg:.2f} tok/s)")
+    print(f"Fluid ran under {accel.upper()}" + ("" if accel == "kvm" else " (emulation: not hardware speed)")
+          + (f"; guest {cpu_line}" if cpu_line else ""))
+    print(bench_line(a.model, threads, fpp, ftg, ppp, ptg))
+    return 0 if fluid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
