@@ -12,6 +12,7 @@
 #include "lib/kprintf.h"
 #include "mm/phys.h"
 #include "smp/lapic.h"
+#include "mod/pmu.h"
 #include "smp/smp.h"
 #include "smp/trampoline.h"
 
@@ -203,6 +204,7 @@ __attribute__((noreturn, no_stack_protector)) void smp_ap_main(uint32_t id, uint
     struct idt_ptr ip = { sizeof ap_idt - 1, (uint64_t)(uintptr_t)ap_idt };
     __asm__ volatile("lidt %0" ::"m"(ip));
     cpu_init_ap();
+    pmu_init_ap();      /* program this core's counters like the BSP's */
     __asm__ volatile("ldmxcsr %0" ::"m"(bsp_mxcsr));   /* same rounding as the BSP */
     lapic_init_ap();
     int expect = AP_STARTING;
