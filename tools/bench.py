@@ -141,7 +141,7 @@ def oversubscribed(threads):
     except ValueError:
         return None
     cores = os.cpu_count() or 1
-    if load1 <= cores:
+    if load1 <= cores + 1:
         return None
     return (f"the host is oversubscribed (load {load1:.1f} on {cores} cores): llama.cpp's threads wait for "
             f"each other at a spinning barrier, so with {threads} threads on a busy host the peer's figures "
@@ -202,7 +202,7 @@ def run_peer(model, threads, p, n, r, timeout):
     return d, None
 
 
-def fmt_ms(mean, sd):
+def fmt_pm(mean, sd):
     return "%.2f +- %.2f" % (mean, sd)
 
 
@@ -268,7 +268,7 @@ def main(argv=None):
     for name, acc, d in (("Fluid", accel.upper(), fluid), ("node-llama-cpp 3.22.1", "native", peer)):
         for k, nn in (("pp", a.p), ("tg", a.n)):
             if d and d.get(k):
-                print(f"| {name} | {acc} | {threads} | {k}{d[k]['n']} | {fmt_ms(d[k]['mean'], d[k]['sd'])} |")
+                print(f"| {name} | {acc} | {threads} | {k}{d[k]['n']} | {fmt_pm(d[k]['mean'], d[k]['sd'])} |")
             elif nn > 0:
                 print(f"| {name} | {acc} | {threads} | {k}{nn} | not measured |")
     print()
