@@ -24,6 +24,17 @@ static inline int nearest_int(float v)
     return (int)(fluid_f32_bits(f) & 0x007fffffu) - 0x00400000;
 }
 
+/* Largest |x[j]| of one block of QK8_0 floats. */
+static float block_amax(const float *x)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < QK8_0; j++) {
+        const float v = __builtin_fabsf(x[j]);
+        amax = amax > v ? amax : v;
+    }
+    return amax;
+}
+
 /* Q8_0 (ggml quantize_row_q8_0_ref): per 32, d = amax/127, id = 1/d,
  * q = roundf(x * id); d stored as f16.  |q| <= 127.
  * (ggml's x86 SIMD version uses id = 127/amax and round-to-even instead;
@@ -32,11 +43,7 @@ void quantize_q8_0(const float *x, void *y, int n)
 {
     struct block_q8_0 *b = y;
     for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++) {
-            const float v = __builtin_fabsf(x[j]);
-            amax = amax > v ? amax : v;
-        }
+        const float amax = block_amax(x);
         const float d = amax / 127.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         b[i].d = fp32_to_fp16(d);
@@ -52,11 +59,7 @@ void quantize_q8_0_x86(const float *x, void *y, int n)
 {
     struct block_q8_0 *b = y;
     for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
-        float amax = 0.0f;
-        for (int j = 0; j < QK8_0; j++) {
-            const float v = __builtin_fabsf(x[j]);
-            amax = amax > v ? amax : v;
-        }
+        const float amax = block_amax(x);
         const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         b[i].d = fp32_to_fp16(amax / 127.0f);
         for (int j = 0; j < QK8_0; j++)

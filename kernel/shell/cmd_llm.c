@@ -161,6 +161,14 @@ static double per_sec(int n, uint64_t ticks)
     return us ? n * 1e6 / (double)us : 0.0;
 }
 
+/* The closing line of gen and chat turns, like llama.cpp's timings. */
+static void print_run_stats(int n_prompt, uint64_t prefill_ticks, int n_gen, uint64_t decode_ticks, int eos)
+{
+    kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s%s]\n", n_prompt,
+            per_sec(n_prompt, prefill_ticks), n_gen, per_sec(n_gen, decode_ticks),
+            eos ? " | end of text" : "");
+}
+
 static void start_run(void)
 {
     uint64_t seed = cfg.seed ? cfg.seed : (rdtsc() | 1);
@@ -235,8 +243,7 @@ static int cmd_gen(int argc, char **argv, const char *line)
     prof_work.generated_tokens += (uint64_t)g;
     prof_work.prefill_cycles += prefill;
     prof_work.decode_cycles += decode;
-    kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s%s]\n", n,
-            per_sec(n, prefill), g, per_sec(g, decode), eos ? " | end of text" : "");
+    print_run_stats(n, prefill, g, decode, eos);
     rc = 0;
 out:
     cfg.s = saved;
@@ -384,8 +391,7 @@ static int cmd_chat(int argc, char **argv, const char *line)
         kprintf("assistant> ");
         int room = e->n_ctx - e->n_past;
         int g = generate(last, cfg.n_predict < room ? cfg.n_predict : room, &decode, &ended_with_eos);
-        kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s%s]\n", nt,
-                per_sec(nt, prefill), g, per_sec(g, decode), ended_with_eos ? " | end of text" : "");
+        print_run_stats(nt, prefill, g, decode, ended_with_eos);
     }
 }
 
