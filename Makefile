@@ -9,7 +9,16 @@ B       := build
 
 LLVM_LIB   := /usr/lib/llvm-19/lib
 LIBC_A     := $(LLVM_LIB)/libllvmlibc.a
-BUILTINS_A := $(shell $(CC) --print-file-name=libclang_rt.builtins-x86_64.a 2>/dev/null || true)
+
+# Facts asked of the compiler.  On a fresh machine clang-19 is installed by
+# the `deps` target, i.e. after this Makefile is parsed, so these must not
+# be computed at parse time (`:=` would freeze them empty, and the first
+# build would fail): each is computed once, on first use in a recipe
+# (lazy := on first expansion).
+lazy = $(eval $1 := $$(shell $2))$($1)
+CLANG_RES  = $(call lazy,CLANG_RES,$(CC) -print-resource-dir 2>/dev/null)
+BUILTINS_A = $(call lazy,BUILTINS_A,$(CC) --print-file-name=libclang_rt.builtins-x86_64.a 2>/dev/null)
+CC_VERSION = $(call lazy,CC_VERSION,$(CC) --version 2>/dev/null | head -1)
 
 # Default model: TinyLlama-shaped, random weights, real vocabulary; made
 # once by tools/make_model.py (no download).  Override with MODEL=path.
@@ -19,21 +28,36 @@ MEM   ?= 3G
 SMP   ?=
 
 WARN := -Wall -Wextra -Werror
+# The kernel is kernel/core (portable: the model, modules, shell) on one of
+# two platforms behind kernel/plat/plat.h: kernel/plat/pc (the unikernel)
+# and kernel/plat/hosted (a Linux process).  Core objects are compiled once
+# and linked into both, so both compute the same bits.
 # The linux-gnu target gives the stack protector's %fs:0x28 canary (the
-# llvm-libc convention); -ffreestanding -nostdinc keep Linux out of it.
-KCFLAGS := --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
-  -isystem $(shell $(CC) -print-resource-dir 2>/dev/null)/include \
-  -Ikernel/include/libc -Ikernel/include -Ikernel -Imodules \
+# llvm-libc convention, and glibc's in the hosted process); -ffreestanding
+# -nostdinc keep Linux's headers out of the core.
+KCFLAGS = --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
+  -isystem $(CLANG_RES)/include \
+  -Ikernel/include/libc -Ikernel/include -Ikernel -Ikernel/core -Imodules \
   -march=x86-64 -mno-red-zone -mcmodel=small -fno-pic -fno-pie -static \
   -fstack-protector-strong \
   -fno-omit-frame-pointer -O2 -g $(WARN) -MMD -MP
+# The pc platform's own sources also see kernel/plat/pc ("dev/...", "x86/...").
+PCFLAGS = $(KCFLAGS) -Ikernel/plat/pc
+# The hosted platform's sources are ordinary Linux C (glibc headers); they
+# see the core's headers but not llvm-libc's.
+HCFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 -g -fno-pie -fno-omit-frame-pointer $(WARN) -MMD -MP \
+  -Ikernel/include -Ikernel -Ikernel/core -Imodules
 
 # Compute kernels (modules/) are not linked into the kernel: each is a
 # separate position-independent module (modules/module_abi.h), loaded at
 # boot from the image's module region (and the PGO cache).
-KERNEL_SRC := $(shell find kernel -name '*.c' | sort)
-KERNEL_ASM := $(shell find kernel -name '*.S' | sort)
-KERNEL_OBJ := $(patsubst %,$(B)/%.o,$(KERNEL_SRC) $(KERNEL_ASM))
+CORE_SRC   := $(shell find kernel/core kernel/arch kernel/plat/common -name '*.c' | sort)
+PC_SRC     := $(shell find kernel/plat/pc -name '*.c' -o -name '*.S' | sort)
+HOSTED_SRC := $(shell find kernel/plat/hosted -name '*.c' | sort)
+CORE_OBJ   := $(patsubst %,$(B)/%.o,$(CORE_SRC))
+PC_OBJ     := $(patsubst %,$(B)/%.o,$(PC_SRC))
+HOSTED_OBJ := $(patsubst %,$(B)/%.o,$(HOSTED_SRC))
+KERNEL_OBJ := $(CORE_OBJ) $(PC_OBJ)
 
 # ---- modules: one per modules/<name>.c, each linked alone with modrt.c ----
 # The baseline set: -O1 for the portable tag (-march=x86-64, SSE2 only).
@@ -41,13 +65,12 @@ KERNEL_OBJ := $(patsubst %,$(B)/%.o,$(KERNEL_SRC) $(KERNEL_ASM))
 # (it reads them with `make -s modflags`).
 MOD_SRC    := $(filter-out modules/modrt.c,$(wildcard modules/*.c))
 MOD_NAMES  := $(basename $(notdir $(MOD_SRC)))
-MOD_CFLAGS := --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
-  -isystem $(shell $(CC) -print-resource-dir 2>/dev/null)/include -Ikernel/include -Imodules \
+MOD_CFLAGS = --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
+  -isystem $(CLANG_RES)/include -Ikernel/include -Imodules \
   -fno-builtin -fPIC -fno-stack-protector -mno-red-zone -fvisibility=hidden \
   -ffp-contract=off -fno-asynchronous-unwind-tables -fno-unwind-tables $(WARN)
 MOD_LDFLAGS := -pie --no-dynamic-linker -nostdlib -T modules/module.ld
 MOD_HDRS   := $(wildcard modules/*.h) kernel/include/fluid/cpufeat.h
-CC_VERSION := $(shell $(CC) --version 2>/dev/null | head -1)
 MB         := $(B)/modules/base
 
 $(MB)/%.o: modules/%.c $(MOD_HDRS) Makefile | deps
@@ -77,11 +100,13 @@ modflags:
 	@echo "MOD_CFLAGS=$(MOD_CFLAGS)"
 	@echo "MOD_LDFLAGS=$(MOD_LDFLAGS)"
 
-.PHONY: all image run test deps clean help modules modflags
+.PHONY: all image run test deps clean help modules modflags hosted
 all: image
 
 help:
 	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n]   build and boot Fluid in QEMU"
+	@echo "make run HOSTED=1 [...]                        the same image as a Linux process (native speed)"
+	@echo "make hosted                                    build $(B)/fluid-hosted only"
 	@echo "make image [MODEL=...]                         build $(B)/fluid.img only"
 	@echo "make test                                      run the whole test suite"
 	@echo "make bench [MODEL=...] [SMP=n] [BENCH_P=128 BENCH_N=64 BENCH_R=3]  Fluid vs llama.cpp speed"
@@ -111,33 +136,41 @@ $(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloa
 	$(LD) -m elf_i386 -T bootloader/stage2.ld $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_c.o -o $(B)/bootloader/stage2.elf
 	$(OBJCOPY) -O binary $(B)/bootloader/stage2.elf $@
 
-# ---- kernel ----
-$(B)/kernel/%.c.o: kernel/%.c Makefile | deps
+# ---- kernel: the core, and the pc platform (the unikernel) ----
+# Flags by where a source lives: the pc platform, the hosted one, or the
+# portable core (kernel/core, kernel/arch, kernel/plat/common).
+kflags = $(if $(filter kernel/plat/pc/%,$1),$(PCFLAGS),$(if $(filter kernel/plat/hosted/%,$1),$(HCFLAGS),$(KCFLAGS)))
+$(B)/kernel/%.o: kernel/% Makefile | deps
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(KCFLAGS) -c $< -o $@
+	@$(CC) $(call kflags,$<) -c $< -o $@
 
-$(B)/kernel/%.S.o: kernel/%.S Makefile | deps
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	@$(CC) $(KCFLAGS) -c $< -o $@
-
-$(B)/kernel.elf: $(KERNEL_OBJ) kernel/kernel.ld
+$(B)/kernel.elf: $(KERNEL_OBJ) kernel/plat/pc/kernel.ld
 	@echo "  LD      $@"
-	@$(LD) -T kernel/kernel.ld -nostdlib --gc-sections -o $@ $(KERNEL_OBJ) $(LIBC_A) $(BUILTINS_A)
+	@$(LD) -T kernel/plat/pc/kernel.ld -nostdlib --gc-sections -o $@ $(KERNEL_OBJ) $(LIBC_A) $(BUILTINS_A)
 
 $(B)/kernel.bin: $(B)/kernel.elf
 	$(OBJCOPY) -O binary $< $@
+
+# ---- the hosted platform: the same core objects as a Linux process ----
+# llvm-libc comes before glibc, so the core's libc calls (snprintf, expf,
+# strtof, ...) bind to the very functions the unikernel runs: the same
+# bits on both; the platform's own files use glibc (threads, termios).
+$(B)/fluid-hosted: $(CORE_OBJ) $(HOSTED_OBJ)
+	@echo "  LD      $@"
+	@$(CC) -no-pie -o $@ $(CORE_OBJ) $(HOSTED_OBJ) $(LIBC_A) -lpthread
+
+hosted: $(B)/fluid-hosted
 
 # ---- host tools ----
 $(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -o $@ $<
 
-$(B)/tools/modpack: tools/modpack.c kernel/lib/sha256.c kernel/lib/sha256.h modules/module_abi.h \
+$(B)/tools/modpack: tools/modpack.c kernel/core/lib/sha256.c kernel/core/lib/sha256.h modules/module_abi.h \
     kernel/include/fluid/cpufeat.h kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -Ikernel -Imodules -o $@ tools/modpack.c kernel/lib/sha256.c
+	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -Ikernel/core -Imodules -o $@ tools/modpack.c kernel/core/lib/sha256.c
 
 # ---- image ----
 IMAGE_DEPS := $(B)/tools/mkimage $(B)/bootloader/stage1.bin $(B)/bootloader/stage2.bin $(B)/kernel.bin \
@@ -152,17 +185,20 @@ $(B)/fluid.img: $(IMAGE_DEPS) $(MODEL_FILE) FORCE
 
 image: $(B)/fluid.img
 
-run: image
-	@$(PYTHON) tools/fluidvm.py run $(B)/fluid.img --mem $(MEM) $(if $(SMP),--smp $(SMP))
+# HOSTED=1: run the image as a Linux process (native speed) instead of in QEMU.
+HOSTED ?=
+run: image $(if $(HOSTED),$(B)/fluid-hosted)
+	@$(PYTHON) tools/fluidvm.py run $(B)/fluid.img $(if $(HOSTED),--hosted) --mem $(MEM) $(if $(SMP),--smp $(SMP))
 
 # ---- bench: Fluid's `bench` next to llama.cpp (node-llama-cpp) on the same file ----
 BENCH_P ?= 128
 BENCH_N ?= 64
 BENCH_R ?= 3
 .PHONY: bench
-bench: image
+bench: image $(B)/fluid-hosted
 	@bash tools/peer-deps.sh
 	@$(PYTHON) tools/bench.py $(B)/fluid.img --model "$(MODEL)" -p $(BENCH_P) -n $(BENCH_N) -r $(BENCH_R) \
+	  $(if $(HOSTED),--target hosted) \
 	  --mem $(MEM) $(if $(SMP),--smp $(SMP))
 
 $(DEFAULT_MODEL): | deps
@@ -177,8 +213,9 @@ PGO_PROMPT ?= Once upon a time, in a small village by the sea,
 PGO_N      ?= 32
 PGO_ARGS   ?=
 .PHONY: pgo-profile pgo-analyze pgo-apply pgo-report
-pgo-profile: $(B)/tools/mkimage $(B)/modules.bin
+pgo-profile: $(B)/tools/mkimage $(B)/modules.bin $(if $(HOSTED),$(B)/fluid-hosted)
 	@$(PYTHON) tools/pgo.py profile --image $(IMAGE) --prompt "$(PGO_PROMPT)" -n $(PGO_N) \
+	  $(if $(HOSTED),--target hosted) \
 	  $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)") $(if $(SMP),--smp $(SMP)) --mem $(MEM) $(PGO_ARGS)
 
 pgo-analyze:
@@ -191,7 +228,7 @@ pgo-report:
 	@$(PYTHON) tools/pgo.py report $(PGO_ARGS)
 
 # ---- tests ----
-test: image
+test: image $(B)/fluid-hosted
 	@bash tools/npm-deps.sh
 	$(PYTHON) -m pytest -q tests
 
@@ -200,4 +237,4 @@ clean:
 
 FORCE:
 
--include $(KERNEL_OBJ:.o=.d)
+-include $(KERNEL_OBJ:.o=.d) $(HOSTED_OBJ:.o=.d)

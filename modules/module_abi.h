@@ -14,7 +14,8 @@
  *
  *   offset 0     struct fluid_mod_header (512 bytes)
  *   offset 512   body: the module's memory image from address 0 (code,
- *                read-only data, data, bss as zeros); body_bytes long
+ *                read-only data, then from text_bytes, a page boundary,
+ *                data and bss as zeros); body_bytes long
  *
  * The body contains no relocation: the code is PC-relative throughout, so
  * the loader copies it anywhere (4 KiB aligned) and calls it.  Anything the
@@ -37,7 +38,8 @@
 #include "fluid/cpufeat.h"
 
 #define FLUID_MOD_MAGIC "FLUIDMOD"          /* 8 bytes, no NUL */
-#define FLUID_MOD_ABI_VERSION 1u
+#define FLUID_MOD_ABI_VERSION 2u          /* 2: text_bytes (W^X split) */
+#define FLUID_MOD_PAGE 4096u                /* text/data split granularity */
 #define FLUID_MOD_HEADER_BYTES 512u
 #define FLUID_MOD_MAX_ENTRIES 24
 #define FLUID_MOD_MAX_SHAPES 8
@@ -126,7 +128,11 @@ struct fluid_mod_header {
     struct fluid_mod_entry entry[FLUID_MOD_MAX_ENTRIES];
     struct fluid_mod_shape shape[FLUID_MOD_MAX_SHAPES];
     uint8_t sha256[32];            /* SHA-256 of the body_bytes of body */
-    uint8_t reserved[28];          /* zero */
+    uint32_t text_bytes;           /* [0, text_bytes): code + read-only data,
+                                      mapped read+execute; [text_bytes,
+                                      body_bytes): data + bss, read+write.
+                                      A multiple of FLUID_MOD_PAGE (W^X). */
+    uint8_t reserved[24];          /* zero */
     uint32_t header_crc;           /* CRC-32 (zlib) of bytes 0..507 */
 };
 

@@ -1,4 +1,7 @@
-"""Shared pytest fixtures: paths, the ../shared test data, images, VMs."""
+"""Shared pytest fixtures: paths, the ../shared test data, images, and the
+two targets (tools/fluidvm.py): tests/prompt runs on the hosted target
+(native speed) unless FLUID_TARGET=qemu; tests/machine runs in QEMU (what
+only a machine has: bootloader, traps, drivers, SMP start-up)."""
 import os
 import subprocess
 import sys
@@ -43,13 +46,28 @@ def empty_image(tmp_path_factory):
 
 
 @pytest.fixture
-def vm_factory():
-    """Boot images in test mode; every VM is killed at the end of the test."""
-    from fluidvm import FluidVM
+def target(request):
+    """Where a test boots: tests/machine always in QEMU (what only a machine
+    has); everything else on the hosted target (native speed) unless
+    FLUID_TARGET=qemu."""
+    if "machine" in Path(str(request.path)).relative_to(ROOT / "tests").parts[:1]:
+        return "qemu"
+    t = os.environ.get("FLUID_TARGET", "hosted")
+    if t not in ("hosted", "qemu"):
+        pytest.fail(f"FLUID_TARGET={t!r}: use hosted or qemu")
+    return t
+
+
+@pytest.fixture
+def vm_factory(target):
+    """Boot images in test mode on `target` (vm_factory(img, target="qemu")
+    to choose); every one is killed at the end of the test."""
+    import fluidvm
     vms = []
 
     def boot(image, **kw):
-        vm = FluidVM(str(image), **kw)
+        kw.setdefault("target", target)
+        vm = fluidvm.boot(image, **kw)
         vms.append(vm)
         return vm
 

@@ -12,7 +12,8 @@ OUT = ROOT / "build" / "host"
 CC = os.environ.get("HOST_CC", "clang-19")
 BASE_FLAGS = ["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
               "-I", str(ROOT / "kernel" / "include"), "-I", str(ROOT / "modules"),
-              "-I", str(ROOT / "kernel")]
+              "-I", str(ROOT / "kernel"), "-I", str(ROOT / "kernel" / "core"),
+              "-I", str(ROOT / "kernel" / "plat" / "pc")]
 
 
 def _newest_input(sources):

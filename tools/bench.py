@@ -1,26 +1,29 @@
 #!/usr/bin/env python3
 """`make bench`: Fluid's prefill/decode speed next to llama.cpp's on the same GGUF.
 
-    bench.py build/fluid.img --model file.gguf [--smp N] [-p 128] [-n 64] [-r 3]
+    bench.py build/fluid.img --model file.gguf [--smp N] [--target hosted|qemu] [-p 128] [-n 64] [-r 3]
 
-1. Boots the image (which must carry --model) with every host core unless
-   --smp says otherwise, runs Fluid's `bench -p P -n N -r R` at its prompt
-   and parses the llama-bench-like table it prints (ppP and tgN tok/s) and
-   its memory-bandwidth line.
-2. Runs the same file through the peer, node-llama-cpp (prebuilt llama.cpp,
-   CPU backend; tools/peer/bench.mjs, installed by tools/peer-deps.sh) with
-   the same thread count, measured as llama-bench does.
-3. Prints both, the ratios Fluid/peer, and last one machine-readable line:
+1. Starts Fluid on the image (which must carry --model) with every host
+   core unless --smp says otherwise: hosted (build/fluid-hosted, native
+   speed) unless QEMU has usable KVM (hardware speed), or as --target says.
+2. Runs -r rounds, each one Fluid's `bench -p P -n N -r 1` at its prompt
+   (the llama-bench-like table: ppP and tgN tok/s, and its memory-bandwidth
+   line) and then the same file through the peer, node-llama-cpp (prebuilt
+   llama.cpp, CPU backend; tools/peer/bench.mjs, installed by
+   tools/peer-deps.sh) with the same thread count, measured as llama-bench
+   does.  Alternating the two keeps a shared machine's drift out of the
+   ratios.
+3. Prints min / median / max of each, the ratios Fluid/peer round by
+   round (median, min, max), the load average, and last one
+   machine-readable line of medians:
 
-   BENCH model=<file> threads=<n> fluid_pp=<tok/s> fluid_tg=<tok/s> peer_pp=<tok/s> peer_tg=<tok/s> pp_ratio=<x> tg_ratio=<x>
+   BENCH model=<file> threads=<n> fluid_pp=<tok/s> fluid_tg=<tok/s> peer_pp=<tok/s> peer_tg=<tok/s> pp_ratio=<x> tg_ratio=<x> target=<hosted|qemu>
 
    Any figure that could not be measured is `null`, with the reason printed
    above it.
 
-Fluid runs in QEMU: under KVM its figures are the machine's; under TCG
-(no usable hardware virtualisation) they are the emulator's speed, tens to
-hundreds of times below the hardware, and the ratios say nothing about
-Fluid's code against llama.cpp's.  The script says which one ran.
+In QEMU without KVM (TCG) Fluid's figures are the emulator's, tens to
+hundreds of times below the hardware: the script says which target ran.
 Python 3 standard library only.
 """
 import argparse
@@ -148,32 +151,38 @@ def oversubscribed(threads):
             f"can fall far below what this machine does when idle")
 
 
-def run_fluid(image, model, smp, mem, p, n, r, boot_timeout, bench_timeout):
-    """Boot, run `bench`, power off.  Returns (parsed, boot_log_cpu_line)."""
-    from fluidvm import FluidVM
-    vm = FluidVM(image, mem=mem, smp=smp, boot_timeout=boot_timeout)
-    try:
-        boot = vm.text()
-        if "model: loaded" not in boot:
+class FluidSession:
+    """One booted Fluid (hosted process or QEMU) kept for every round."""
+
+    def __init__(self, image, model, target, smp, mem, boot_timeout):
+        from fluidvm import boot
+        self.vm = boot(image, target=target, mem=mem, smp=smp, boot_timeout=boot_timeout)
+        log = self.vm.text().replace("\r", "")
+        if "model: loaded" not in log:
+            self.close()
             raise ValueError("the image has no usable model (build it with `make image MODEL=...`); boot log:\n"
-                             + boot.replace("\r", "")[-1500:])
-        m = re.search(r"^model: (.+?), \d+ MiB on ", boot.replace("\r", ""), re.M)
+                             + log[-1500:])
+        m = re.search(r"^model: (.+?), \d+ MiB on ", log, re.M)
         if m and model and m[1] != os.path.basename(model):
             print(f"bench: WARNING: the image carries {m[1]}, not {os.path.basename(model)}")
+        self.cpu_line, _ = parse_cpu_line(log)
+        self.boot_log = log
+
+    def bench(self, p, n, r, timeout):
         line = f"bench -p {p} -n {n} -r {r}"
         print(f"fluid> {line}", flush=True)
-        out = vm.cmd(line, timeout=bench_timeout)
+        out = self.vm.cmd(line, timeout=timeout)
         sys.stdout.write(out.replace("\r", ""))
         sys.stdout.flush()
-        cpu_line, _ = parse_cpu_line(boot)
-        return parse_fluid_bench(out), cpu_line
-    finally:
+        return parse_fluid_bench(out)
+
+    def close(self):
         try:
-            vm.send("poweroff\r")
-            vm.wait_exit(10)
+            self.vm.send("poweroff\r")
+            self.vm.wait_exit(10)
         except Exception:
             pass
-        vm.close()
+        self.vm.close()
 
 
 def run_peer(model, threads, p, n, r, timeout):
@@ -202,8 +211,26 @@ def run_peer(model, threads, p, n, r, timeout):
     return d, None
 
 
-def fmt_pm(mean, sd):
-    return "%.2f +- %.2f" % (mean, sd)
+def stats(xs):
+    """(min, median, max) of the figures measured, or None."""
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    k = len(xs)
+    med = xs[k // 2] if k % 2 else (xs[k // 2 - 1] + xs[k // 2]) / 2
+    return xs[0], med, xs[-1]
+
+
+def fmt_stats(st):
+    return "not measured" if st is None else "%.2f / %.2f / %.2f" % st
+
+
+def choose_target(forced):
+    """hosted (native) unless QEMU can run at hardware speed (usable KVM)."""
+    from fluidvm import kvm_usable
+    if forced:
+        return forced
+    return "qemu" if kvm_usable() else "hosted"
 
 
 def main(argv=None):
@@ -212,9 +239,11 @@ def main(argv=None):
     ap.add_argument("--model", required=True, help="the GGUF file the image carries (the peer runs it too)")
     ap.add_argument("--smp", type=int, help="Fluid's cores and the peer's threads (default: all host cores)")
     ap.add_argument("--mem", default="3G")
+    ap.add_argument("--target", choices=["hosted", "qemu"],
+                    help="where Fluid runs (default: QEMU with usable KVM, else hosted)")
     ap.add_argument("-p", type=int, default=128, help="prefill batch (default 128)")
     ap.add_argument("-n", type=int, default=64, help="decode steps (default 64)")
-    ap.add_argument("-r", type=int, default=3, help="repetitions (default 3)")
+    ap.add_argument("-r", type=int, default=3, help="rounds, Fluid and peer alternating (default 3)")
     ap.add_argument("--boot-timeout", type=float, default=1800)
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="for Fluid's bench command and for the peer")
     ap.add_argument("--no-peer", action="store_true")
@@ -226,65 +255,87 @@ def main(argv=None):
     if not os.path.exists(a.model):
         sys.exit(f"bench: {a.model} does not exist")
     threads = a.smp or os.cpu_count() or 1
-    accel = "kvm" if kvm_usable() else "tcg"
+    target = choose_target(a.target)
+    accel = "native" if target == "hosted" else ("kvm" if kvm_usable() else "tcg")
     print(f"bench: model {a.model} ({os.path.getsize(a.model) / 1e9:.2f} GB), {threads} threads, "
-          f"pp{a.p} tg{a.n} x{a.r}")
-    if accel == "kvm":
-        print("bench: Fluid runs under KVM: its figures are this machine's hardware speed.")
+          f"pp{a.p} tg{a.n}, {a.r} rounds (Fluid and the peer alternating)")
+    if target == "hosted":
+        print("bench: Fluid runs hosted (build/fluid-hosted: the same image, modules and kernels as a Linux\n"
+              "       process): native speed, like the peer.")
+    elif accel == "kvm":
+        print("bench: Fluid runs in QEMU under KVM: its figures are this machine's hardware speed.")
     else:
-        print("bench: Fluid runs under QEMU TCG (no usable KVM: no vmx/svm): its figures are EMULATOR speed,\n"
-              "       far below the hardware; the peer runs natively, so the ratios below are not a\n"
-              "       comparison of Fluid's code with llama.cpp's.")
+        print("bench: Fluid runs under QEMU TCG: its figures are EMULATOR speed, far below the hardware;\n"
+              "       the ratios below are not a comparison of Fluid's code with llama.cpp's.")
     print(f"bench: host load average {loadavg()} (other work on this machine makes all figures noisy)")
 
-    fluid, fluid_err, cpu_line = None, None, None
-    t0 = time.monotonic()
+    fluid_err, peer_err = None, "skipped (--no-peer)" if a.no_peer else None
+    rounds = {"fluid": {"pp": [], "tg": []}, "peer": {"pp": [], "tg": []}}
+    last_fluid, peer_bytes, session = None, None, None
+    cpu = None
     try:
-        fluid, cpu_line = run_fluid(a.image, a.model, threads, a.mem, a.p, a.n, a.r, a.boot_timeout, a.timeout)
+        session = FluidSession(a.image, a.model, target, threads, a.mem, a.boot_timeout)
+        cpu = session.cpu_line
     except Exception as e:    # BootError, ValueError: report and go on to the peer
         fluid_err = f"{type(e).__name__}: {e}"
         print(f"bench: Fluid could not be measured: {fluid_err}")
-    t_fluid = time.monotonic() - t0
-    print(f"bench: Fluid phase took {t_fluid:.0f} s; host load average {loadavg()}")
+    try:
+        for i in range(a.r):
+            print(f"bench: round {i + 1} of {a.r}; host load average {loadavg()}", flush=True)
+            if session:
+                try:
+                    last_fluid = session.bench(a.p, a.n, 1, a.timeout)
+                    for k in ("pp", "tg"):
+                        rounds["fluid"][k].append(last_fluid[k]["mean"] if last_fluid.get(k) else None)
+                except Exception as e:
+                    fluid_err = f"{type(e).__name__}: {e}"
+                    print(f"bench: Fluid failed: {fluid_err}")
+                    session.close()
+                    session = None
+            if not a.no_peer and peer_err is None:
+                peer, err = run_peer(a.model, threads, a.p, a.n, 1, a.timeout)
+                if peer is None:
+                    peer_err = err
+                    print(f"bench: peer (node-llama-cpp) could not be measured: {peer_err}")
+                else:
+                    peer_bytes = peer.get("model_bytes")
+                    for k in ("pp", "tg"):
+                        rounds["peer"][k].append(peer[k]["mean"] if peer.get(k) else None)
+    finally:
+        if session:
+            session.close()
+    warn = oversubscribed(threads)
+    if warn:
+        print(f"bench: WARNING: {warn}")
 
-    peer, peer_err = None, "skipped (--no-peer)"
-    if not a.no_peer:
-        t0 = time.monotonic()
-        peer, peer_err = run_peer(a.model, threads, a.p, a.n, a.r, a.timeout)
-        print(f"bench: peer phase took {time.monotonic() - t0:.0f} s; host load average {loadavg()}")
-        warn = oversubscribed(threads)
-        if warn:
-            print(f"bench: WARNING: {warn}")
-    if peer is None:
-        print(f"bench: peer (node-llama-cpp) could not be measured: {peer_err}")
-
-    def fig(d, k):
-        return d[k]["mean"] if d and d.get(k) else None
-
-    fpp, ftg, ppp, ptg = fig(fluid, "pp"), fig(fluid, "tg"), fig(peer, "pp"), fig(peer, "tg")
+    st = {e: {k: stats(v) for k, v in d.items()} for e, d in rounds.items()}
     print()
-    print("| engine | accel | threads | test | t/s |")
+    print("| engine | target | threads | test | t/s min / median / max |")
     print("|---|---|---|---|---|")
-    for name, acc, d in (("Fluid", accel.upper(), fluid), ("node-llama-cpp 3.22.1", "native", peer)):
+    for name, tgt, e in (("Fluid", target if target == "hosted" else f"qemu-{accel}", "fluid"),
+                         ("node-llama-cpp 3.22.1", "native", "peer")):
         for k, nn in (("pp", a.p), ("tg", a.n)):
-            if d and d.get(k):
-                print(f"| {name} | {acc} | {threads} | {k}{d[k]['n']} | {fmt_pm(d[k]['mean'], d[k]['sd'])} |")
-            elif nn > 0:
-                print(f"| {name} | {acc} | {threads} | {k}{nn} | not measured |")
+            if nn > 0:
+                print(f"| {name} | {tgt} | {threads} | {k}{nn} | {fmt_stats(st[e][k])} |")
     print()
-    for k, f_, p_ in (("prefill pp", fpp, ppp), ("decode tg", ftg, ptg)):
-        rr = ratio(f_, p_)
-        print(f"ratio Fluid/peer, {k}: " + ("%.3f (peer is %.1fx Fluid)" % (rr, 1 / rr) if rr else "n/a"))
-    if fluid and fluid.get("bw_gbs") is not None:
-        print(f"Fluid decode moves {fluid['decode_gbs']:.2f} GB/s of weights against a measured read bandwidth of "
-              f"{fluid['bw_gbs']:.2f} GB/s ({fluid['bw_cores']} core, in the VM): {fluid['decode_pct']:.0f}% of it")
-    if peer and ptg and peer.get("model_bytes"):
-        print(f"peer decode moves about {peer['model_bytes'] * ptg / 1e9:.2f} GB/s (weights {peer['model_bytes'] / 1e9:.2f} GB "
-              f"x {ptg:.2f} tok/s)")
-    print(f"Fluid ran under {accel.upper()}" + ("" if accel == "kvm" else " (emulation: not hardware speed)")
-          + (f"; guest {cpu_line}" if cpu_line else ""))
-    print(bench_line(a.model, threads, fpp, ftg, ppp, ptg))
-    return 0 if fluid else 1
+    med = {e: {k: (st[e][k][1] if st[e][k] else None) for k in ("pp", "tg")} for e in st}
+    for k, label in (("pp", "prefill pp"), ("tg", "decode tg")):
+        pair = [f / p_ for f, p_ in zip(rounds["fluid"][k], rounds["peer"][k]) if f and p_]
+        rr = stats(pair)
+        print(f"ratio Fluid/peer, {label}: " + ("median %.3f (min %.3f, max %.3f over %d paired rounds)" %
+                                              (rr[1], rr[0], rr[2], len(pair)) if rr else "n/a"))
+    if last_fluid and last_fluid.get("bw_gbs") is not None:
+        print(f"Fluid decode moves {last_fluid['decode_gbs']:.2f} GB/s of weights against a measured read bandwidth "
+              f"of {last_fluid['bw_gbs']:.2f} GB/s ({last_fluid['bw_cores']} cores): {last_fluid['decode_pct']:.0f}% "
+              f"of it (last round)")
+    if peer_bytes and med["peer"]["tg"]:
+        print(f"peer decode moves about {peer_bytes * med['peer']['tg'] / 1e9:.2f} GB/s (weights "
+              f"{peer_bytes / 1e9:.2f} GB x {med['peer']['tg']:.2f} tok/s)")
+    print(f"Fluid ran {target}" + (f" ({accel}, emulation: not hardware speed)" if accel == "tcg" else f" ({accel})")
+          + (f"; {cpu}" if cpu else "") + f"; host load average {loadavg()}")
+    print(bench_line(a.model, threads, med["fluid"]["pp"], med["fluid"]["tg"], med["peer"]["pp"],
+                     med["peer"]["tg"]) + f" target={target}")
+    return 0 if last_fluid else 1
 
 
 if __name__ == "__main__":

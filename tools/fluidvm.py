@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
-"""The one QEMU runner for Fluid: `make run` and the tests both use it.
+"""The one runner for Fluid's two targets: `make run`, the benchmarks, the
+PGO loop and the tests all use it.
 
-Chooses KVM when /dev/kvm is usable (-cpu host,-arch-capabilities; plain
--cpu host aborts on some machines, see REFERENCE.md) and TCG (-cpu max)
-otherwise; uses every host core and 3 GiB unless told.  The
-image is attached as a virtio disk, COM1 is the console.
+- qemu: the unikernel (plat/pc) in QEMU.  Chooses KVM when /dev/kvm is
+  usable (-cpu host,-arch-capabilities; plain -cpu host aborts on some
+  machines, see REFERENCE.md) and TCG (-cpu max) otherwise; uses every host
+  core and 3 GiB unless told.  The image is attached as a virtio disk (or
+  AHCI), COM1 is the console.
+- hosted: the same image run by build/fluid-hosted (plat/hosted), a Linux
+  process at native speed; the terminal is the console.
 
-    fluidvm.py run build/fluid.img [--mem 3G] [--smp N] [--accel kvm|tcg]
+    fluidvm.py run build/fluid.img [--hosted] [--mem 3G] [--smp N] [--accel kvm|tcg]
 
-Tests use the FluidVM class: it boots with COM1 on pipes, in test mode
-(fw_cfg opt/fluid/test=1 plus isa-debug-exit), so a clean poweroff exits
-QEMU with status 1 and a kernel failure with status 3.
+Tests use boot(): a Target driven over pipes, in test mode (QEMU: fw_cfg
+opt/fluid/test=1 plus isa-debug-exit; hosted: --test), so on both a clean
+poweroff exits with status 1 and a kernel failure with status 3.
 """
 import argparse
 import atexit
@@ -21,6 +25,9 @@ import sys
 import time
 
 QEMU = "qemu-system-x86_64"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOSTED = os.environ.get("FLUID_HOSTED", os.path.join(ROOT, "build", "fluid-hosted"))
+TARGETS = ("hosted", "qemu")
 EXIT_CLEAN = 1      # isa-debug-exit with value 0: (0 << 1) | 1
 EXIT_FAILURE = 3    # isa-debug-exit with value 1: (1 << 1) | 1
 
@@ -73,21 +80,39 @@ class BootError(Exception):
     """The kernel panicked, QEMU died, or an expected output never came."""
 
 
-class FluidVM:
-    """A booted Fluid in test mode, driven over COM1 on pipes."""
+def hosted_args(image, mem=None, smp=None, test=False, stay=False, extra=()):
+    """fluid-hosted's argument list (mem: "3G"-style budget; smp: threads)."""
+    args = [HOSTED]
+    if mem:
+        args += ["--mem", str(mem)]
+    if smp:
+        args += ["--threads", str(smp)]
+    if test:
+        args.append("--test")
+    if stay:
+        args.append("--stay")
+    return args + list(extra) + [str(image)]
 
-    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio"):
+
+class Target:
+    """A booted Fluid in test mode, driven over its console on pipes: COM1
+    for QEMU, stdin/stdout for hosted.  Same methods for both."""
+
+    name = "?"
+
+    def _start(self, args, boot_timeout, wait_prompt=True):
         self.log = bytearray()
-        args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk)
-        args += ["-serial", "stdio", "-monitor", "none"]
+        self.args = args
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, bufsize=0)
         self._mark = 0
         _live.add(self)
+        if not wait_prompt:
+            return
         try:
             self.wait_for(b"fluid> ", boot_timeout)
         except BaseException:
-            self.close()   # never leave a QEMU behind a failed boot
+            self.close()   # never leave a QEMU (or a process) behind a failed boot
             raise
 
     def _read_some(self, timeout):
@@ -96,7 +121,7 @@ class FluidVM:
             return False
         data = os.read(self.proc.stdout.fileno(), 65536)
         if not data:
-            raise BootError(self._fail_text("QEMU exited (status %s)" % self.proc.wait()))
+            raise BootError(self._fail_text("%s exited (status %s)" % (self.name, self.proc.wait())))
         self.log += data
         return True
 
@@ -161,7 +186,7 @@ class FluidVM:
         try:
             return self.proc.wait(timeout=max(0.1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
-            raise BootError(self._fail_text("QEMU did not exit"))
+            raise BootError(self._fail_text(f"{self.name} did not exit"))
 
     def close(self):
         _live.discard(self)
@@ -170,12 +195,52 @@ class FluidVM:
             self.proc.wait()
 
 
+class FluidVM(Target):
+    """The unikernel in QEMU (plat/pc)."""
+
+    name = "QEMU"
+
+    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio"):
+        args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk)
+        args += ["-serial", "stdio", "-monitor", "none"]
+        self.accel = accel or ("kvm" if kvm_usable() else "tcg")
+        self._start(args, boot_timeout)
+
+
+class FluidHosted(Target):
+    """The same image as a Linux process (plat/hosted, build/fluid-hosted).
+    stay: keep the prompt when the model fails to load (as the unikernel
+    does); wait_prompt=False for images that must fail before it."""
+
+    name = "fluid-hosted"
+    accel = "native"
+
+    def __init__(self, image, mem="3G", smp=None, extra=(), boot_timeout=60, stay=True, wait_prompt=True,
+                 **_ignored):
+        if not os.path.exists(HOSTED):
+            raise BootError(f"{HOSTED} does not exist (run `make hosted`)")
+        self._start(hosted_args(image, mem, smp, test=True, stay=stay, extra=extra), boot_timeout, wait_prompt)
+
+
+def boot(image, target="hosted", **kw):
+    """Boot `image` on `target` ("hosted" or "qemu") in test mode."""
+    if target == "qemu":
+        kw.pop("stay", None)
+        kw.pop("wait_prompt", None)
+        return FluidVM(str(image), **kw)
+    if target == "hosted":
+        kw.pop("accel", None)
+        kw.pop("disk", None)
+        return FluidHosted(str(image), **kw)
+    raise ValueError(f"unknown target {target!r} (one of {TARGETS})")
+
+
 _live = set()
 
 
 @atexit.register
 def _kill_all():
-    """An interrupted test run must not leave QEMUs spinning."""
+    """An interrupted test run must not leave QEMUs (or processes) spinning."""
     for vm in list(_live):
         vm.close()
 
@@ -183,8 +248,9 @@ def _kill_all():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="boot an image with COM1 on this terminal")
+    r = sub.add_parser("run", help="boot an image with its console on this terminal")
     r.add_argument("image")
+    r.add_argument("--hosted", action="store_true", help="run it as a Linux process (build/fluid-hosted)")
     r.add_argument("--mem", default="3G")
     r.add_argument("--smp", type=int)
     r.add_argument("--accel", choices=["kvm", "tcg"])
@@ -192,6 +258,11 @@ def main():
     a = ap.parse_args()
     if not os.path.exists(a.image):
         sys.exit(f"fluidvm: {a.image} does not exist (run `make image`)")
+    if a.hosted:
+        args = hosted_args(a.image, a.mem, a.smp)
+        print("fluidvm: " + " ".join(args), file=sys.stderr)
+        print("fluidvm: leave with poweroff or Ctrl-D", file=sys.stderr)
+        os.execv(args[0], args)
     args = qemu_args(a.image, a.mem, a.smp, a.accel, disk=a.disk)
     args += ["-serial", "mon:stdio"]
     print("fluidvm: " + " ".join(args), file=sys.stderr)

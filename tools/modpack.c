@@ -209,7 +209,27 @@ static uint8_t *elf_body(const uint8_t *f, size_t len, struct fluid_mod_header *
     }
     if (end == 0)
         die("no loadable sections");
+    /* W^X: code and read-only data below text_bytes, writable data from
+     * it on, with a page boundary between (modules/module.ld). */
+    uint64_t text = (end + FLUID_MOD_PAGE - 1) & ~(uint64_t)(FLUID_MOD_PAGE - 1);
+    for (int i = 1; i < eh.shnum; i++)
+        if ((sh[i].flags & SHF_ALLOC) && (sh[i].flags & SHF_WRITE) && sh[i].size && sh[i].addr < text)
+            text = sh[i].addr;
+    if (text % FLUID_MOD_PAGE)
+        die("the first writable section starts at 0x%llx, not on a %u-byte page (link with modules/module.ld)",
+            (unsigned long long)text, FLUID_MOD_PAGE);
+    for (int i = 1; i < eh.shnum; i++) {
+        const struct elf64_shdr *s = &sh[i];
+        if (!(s->flags & SHF_ALLOC) || !s->size)
+            continue;
+        if ((s->flags & SHF_WRITE) ? s->addr < text : s->addr + s->size > text)
+            die("section %s lies on the wrong side of the text/data page boundary 0x%llx", SECNAME(s),
+                (unsigned long long)text);
+    }
     end = (end + 63) & ~63ull;
+    if (end < text)
+        end = text;
+    h->text_bytes = (uint32_t)text;
     uint8_t *body = calloc(1, end);
     if (!body)
         die("out of memory");

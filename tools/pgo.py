@@ -209,6 +209,7 @@ def parse_module(buf, off=0, avail=None):
     if body_bytes > avail - MOD_HEADER_BYTES:
         raise ValueError("module body truncated")
     sha = h[448:480]
+    text_bytes = struct.unpack_from("<I", h, 480)[0]
     body = bytes(buf[off + MOD_HEADER_BYTES:off + MOD_HEADER_BYTES + body_bytes])
     if hashlib.sha256(body).digest() != sha:
         raise ValueError("module body SHA-256 mismatch")
@@ -218,12 +219,12 @@ def parse_module(buf, off=0, avail=None):
         shapes[sid] = val
     return dict(name=name, march=march, compiler=compiler, features=features, opt=opt, flags=flags,
                 body_bytes=body_bytes, sha256=sha, file=bytes(buf[off:off + MOD_HEADER_BYTES + body_bytes]),
-                shapes=shapes, abi=abi, header_bytes=hbytes)
+                shapes=shapes, abi=abi, header_bytes=hbytes, text_bytes=text_bytes)
 
 
 def parse_slot(data):
     """Check one cache slot (bytes from its start); returns (state, why, info).
-    Mirrors kernel/mod/modfmt.c; state is 'valid' or a reason class."""
+    Mirrors kernel/core/mod/modfmt.c; state is 'valid' or a reason class."""
     if len(data) < 512:
         return "unreadable", "short", None
     h = data[:512]
@@ -397,7 +398,7 @@ def extract_profile(text):
 
 
 def cmd_profile(a):
-    from fluidvm import FluidVM, BootError, kvm_usable
+    from fluidvm import BootError, boot, kvm_usable
     image = Path(a.image)
     if a.model and (not image.exists() or model_differs(image, a.model)):
         log(f"building {image} with model {a.model} (its cache region starts empty)")
@@ -410,11 +411,15 @@ def cmd_profile(a):
                        check=True)
     if not image.exists():
         die(f"{image} does not exist (run `make image MODEL=...` first)")
-    accel = a.accel or ("kvm" if kvm_usable() else "tcg")
-    log(f"booting {image} headless ({accel}, {a.mem}, {a.smp or os.cpu_count()} cpus)")
+    if a.target == "hosted":
+        accel = "native"
+        log(f"running {image} hosted (native, {a.mem}, {a.smp or os.cpu_count()} threads)")
+    else:
+        accel = a.accel or ("kvm" if kvm_usable() else "tcg")
+        log(f"booting {image} headless ({accel}, {a.mem}, {a.smp or os.cpu_count()} cpus)")
     t0 = time.monotonic()
     try:
-        vm = FluidVM(str(image), mem=a.mem, smp=a.smp, accel=accel, boot_timeout=a.timeout)
+        vm = boot(image, target=a.target, mem=a.mem, smp=a.smp, accel=accel, boot_timeout=a.timeout)
     except BootError as e:
         die(f"boot failed: {e}")
     try:
@@ -898,6 +903,8 @@ def main(argv=None):
     p.add_argument("--mem", default="3G")
     p.add_argument("--smp", type=int)
     p.add_argument("--accel", choices=["kvm", "tcg"])
+    p.add_argument("--target", choices=["qemu", "hosted"], default="qemu",
+                   help="qemu: the unikernel; hosted: build/fluid-hosted at native speed (make HOSTED=1)")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--quiet", action="store_true", help="do not echo the generated text")
     p = sub.add_parser("analyze", help="classify modules and write a plan")

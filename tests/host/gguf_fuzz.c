@@ -1,5 +1,5 @@
 /*
- * gguf_fuzz.c - libFuzzer target for kernel/llm/gguf.c and llama_model.c.
+ * gguf_fuzz.c - libFuzzer target for kernel/core/llm/gguf.c and llama_model.c.
  *
  * Build: clang-19 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
  * Parses arbitrary bytes, and whenever the parse succeeds, exercises every

@@ -1,5 +1,5 @@
 /*
- * gguf_harness.c - host driver for kernel/llm/gguf.c and llama_model.c,
+ * gguf_harness.c - host driver for kernel/core/llm/gguf.c and llama_model.c,
  * used by tests/host/test_gguf.py.
  *
  *   gguf_harness [options] FILE

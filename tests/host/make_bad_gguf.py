@@ -8,7 +8,7 @@ malformed variants of it, each paired with the error text Fluid must print.
     make_bad_gguf.py --preset tiny valid OUT.gguf   (presets: small, tiny)
 
 The expected fragment is a substring of the one-line error message of
-kernel/llm/gguf.c or llama_model.c ("OK" for cases that must load).
+kernel/core/llm/gguf.c or llama_model.c ("OK" for cases that must load).
 
 The writer is self-contained (no gguf package): a Model holds key/value
 records and tensors as plain Python data; cases mutate the model and/or the

@@ -1,6 +1,6 @@
 /*
  * modfmt_harness.c - runs the kernel's module-file and cache-slot checks
- * (kernel/mod/modfmt.c) and SHA-256 (kernel/lib/sha256.c) on host files,
+ * (kernel/core/mod/modfmt.c) and SHA-256 (kernel/core/lib/sha256.c) on host files,
  * for tests/host/test_modpack.py.
  *
  *   modfmt_harness sha256 FILE         hex digest of FILE

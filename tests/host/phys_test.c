@@ -1,4 +1,4 @@
-/* phys_test.c - checks of the E820 free-range allocator (kernel/mm/phys.c)
+/* phys_test.c - checks of the E820 free-range allocator (kernel/plat/pc/mm/phys.c)
  * on hand-made maps: overlap handling, alignment, reserve, free/merge,
  * exhaustion.  Exits non-zero with a message on the first failure. */
 #include <stdio.h>

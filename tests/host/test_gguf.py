@@ -1,5 +1,5 @@
-"""Host tests of the GGUF parser and Llama validator (kernel/llm/gguf.c,
-kernel/llm/llama_model.c), run through tests/host/gguf_harness.c built with
+"""Host tests of the GGUF parser and Llama validator (kernel/core/llm/gguf.c,
+kernel/core/llm/llama_model.c), run through tests/host/gguf_harness.c built with
 ASan+UBSan, and a bounded libFuzzer campaign (tests/host/gguf_fuzz.c).
 
     /usr/bin/python3 -m pytest tests/host/test_gguf.py
@@ -24,7 +24,7 @@ from hostbuild import build  # noqa: E402
 ROOT = HERE.parent.parent
 MINI_DIR = Path("/work/shared/testdata/llamacpp")
 MINI_FILES = sorted(MINI_DIR.glob("mini-*.gguf")) if MINI_DIR.is_dir() else []
-SOURCES = ["kernel/llm/gguf.c", "kernel/llm/llama_model.c"]
+SOURCES = ["kernel/core/llm/gguf.c", "kernel/core/llm/llama_model.c"]
 SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 FUZZ_SECONDS = int(os.environ.get("FUZZ_SECONDS", "60"))
 

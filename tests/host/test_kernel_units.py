@@ -1,5 +1,5 @@
 """Host-built unit tests of kernel code that needs no hardware: the E820
-allocator (kernel/mm/phys.c), the image header and CRC-32 (checked against
+allocator (kernel/plat/pc/mm/phys.c), the image header and CRC-32 (checked against
 Python's zlib), and the image tool's errors."""
 import subprocess
 import zlib
@@ -13,7 +13,7 @@ from hostbuild import build
 
 @pytest.fixture(scope="module")
 def phys_test():
-    return build("phys_test", ["tests/host/phys_test.c", "kernel/mm/phys.c"])
+    return build("phys_test", ["tests/host/phys_test.c", "kernel/plat/pc/mm/phys.c"])
 
 
 def test_allocator(phys_test):
@@ -23,7 +23,7 @@ def test_allocator(phys_test):
 
 
 def test_crc32_matches_zlib():
-    exe = build("crc_test", ["tests/host/crc_test.c", "kernel/lib/crc32_fast.c"])
+    exe = build("crc_test", ["tests/host/crc_test.c", "kernel/core/lib/crc32_fast.c"])
     for data in (b"", b"a", b"123456789", bytes(range(256)) * 40, bytes(range(7, 250)) * 999):
         out = subprocess.run([str(exe)], input=data, capture_output=True, check=True).stdout.split()
         assert [int(x, 16) for x in out] == [zlib.crc32(data)] * 2

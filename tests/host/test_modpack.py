@@ -1,6 +1,6 @@
 """Host tests of the module ABI (issue 4): tools/modpack.c, the baseline
 module region, SHA-256, the kernel's module and cache-slot checks
-(kernel/mod/modfmt.c, run on the host through tests/host/modfmt_harness.c
+(kernel/core/mod/modfmt.c, run on the host through tests/host/modfmt_harness.c
 with AddressSanitizer) against tools/pgo.py's writer, and pgo.py's analysis
 rules (tag from the profiled CPU, thresholds).
 
@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import struct
 import subprocess
@@ -36,8 +37,9 @@ OPS = ["mm_f32", "mm_f16", "mm_q8_0", "mm_q4_0", "mm_q4_K", "mm_q5_K", "mm_q6_K"
 def harness():
     if not MODPACK.exists():
         pytest.fail("build/tools/modpack missing (run `make image` first)")
-    return build("modfmt_harness", ["tests/host/modfmt_harness.c", "kernel/mod/modfmt.c", "kernel/lib/sha256.c"],
+    return build("modfmt_harness", ["tests/host/modfmt_harness.c", "kernel/core/mod/modfmt.c", "kernel/core/lib/sha256.c"],
                  ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+ABI_VERSION = int(re.search(r"#define FLUID_MOD_ABI_VERSION (\d+)u", (ROOT / "modules/module_abi.h").read_text()).group(1))
 
 
 def run(harness, *args):
@@ -91,14 +93,16 @@ def test_baseline_region_covers_every_op_once(harness):
         assert m["march"] == "x86-64" and m["opt"] == 1, m["name"]
         assert m["features"] == 0x3, "baseline modules may need SSE and SSE2 only"
         assert m["flags"] & 1, "baseline flag"
-        assert m["abi"] == 1 and m["header_bytes"] == 512
+        assert m["abi"] == ABI_VERSION and m["header_bytes"] == 512
+        # W^X: code below a page boundary, data and bss above it.
+        assert m["text_bytes"] % 4096 == 0 and 0 < m["text_bytes"] <= m["body_bytes"]
         assert "clang" in m["compiler"]
         h = data[off:off + 512]
         assert struct.unpack_from("<I", h, 508)[0] == zlib.crc32(h[:508])
         n_entries = struct.unpack_from("<I", h, 184)[0]
         for i in range(n_entries):
             op, _, offset = struct.unpack_from("<HHI", h, 192 + 8 * i)
-            assert offset < m["body_bytes"]
+            assert offset < m["text_bytes"], "entry points lie in the read+execute part"
             seen.append(OPS[op])
         names.append(m["name"])
         f = BUILD / "modules" / "base" / f"{m['name']}.fmod"
@@ -178,6 +182,13 @@ def test_module_checks_reject_damage(harness, tmp_path):
         f.write_bytes(bad)
         out = run(harness, "module", f)
         assert out.startswith("reject") and want in out, (name, out)
+    # text_bytes off a page boundary (header re-sealed: only that check fails).
+    bad = bytearray(good)
+    struct.pack_into("<I", bad, 480, struct.unpack_from("<I", bad, 480)[0] + 64)
+    struct.pack_into("<I", bad, 508, zlib.crc32(bytes(bad[:508])))
+    f = tmp_path / "text.fmod"
+    f.write_bytes(bad)
+    assert "text size" in run(harness, "module", f)
     f = tmp_path / "trunc.fmod"
     f.write_bytes(good[:len(good) // 2])
     assert "truncated" in run(harness, "module", f)

@@ -1,4 +1,4 @@
-"""Tests of kernel/llm/tokenizer.c (SentencePiece BPE, llama.cpp semantics)
+"""Tests of kernel/core/llm/tokenizer.c (SentencePiece BPE, llama.cpp semantics)
 through tests/host/tok_harness.c.
 
 Oracles, each independent of Fluid's C code:
@@ -109,7 +109,7 @@ def gguf_path():
 
 @pytest.fixture(scope="session")
 def harness():
-    return build("tok_harness", ["tests/host/tok_harness.c", "kernel/llm/tokenizer.c"])
+    return build("tok_harness", ["tests/host/tok_harness.c", "kernel/core/llm/tokenizer.c"])
 
 
 def read_vocab(path):
@@ -638,7 +638,7 @@ def test_under_address_and_ub_sanitizers(harness, gguf_path):
     """The same encodes and decodes with ASan+UBSan, on every case plus
     random bytes mixed with special-token texts (scratch sized exactly by
     tok_encode_scratch_bytes, so an overrun of its bound is caught)."""
-    san = build("tok_harness_san", ["tests/host/tok_harness.c", "kernel/llm/tokenizer.c"],
+    san = build("tok_harness_san", ["tests/host/tok_harness.c", "kernel/core/llm/tokenizer.c"],
                 ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
     rnd = random.Random(5)
     bits = [b"</s>", b"<s>", b"<unk>", b" ", b"\xe6", b"\x97", b"\xa5", b"a", b"\xff",

@@ -1,5 +1,5 @@
 /*
- * tok_harness.c - host driver for kernel/llm/tokenizer.c, used by
+ * tok_harness.c - host driver for kernel/core/llm/tokenizer.c, used by
  * tests/host/test_tokenizer.py.
  *
  * usage: tok_harness FILE.gguf [options] MODE [N]

@@ -1,8 +1,9 @@
-/* cpu.c - CPUID decoding, x86-64 level, and FPU/SSE/AVX/AVX-512 enabling. */
+/* cpu.c - CPUID decoding and the x86-64 level (see cpu.h); enabling the
+ * state is the platform's (plat/pc/x86/cpu_state.c). */
 #include <stdio.h>
 #include <string.h>
 #include "arch/x86/cpu.h"
-#include "arch/x86/io.h"
+#include "arch/x86/insn.h"
 
 struct cpu_info cpu;
 
@@ -26,7 +27,7 @@ void cpu_feature_string(uint64_t mask, char *buf, int cap)
             n += snprintf(buf + n, (size_t)(cap - n), "%s%s", n ? " " : "", feat_src[b].name);
 }
 
-static uint64_t read_features(void)
+uint64_t cpu_raw_features(void)
 {
     uint32_t r[4], max, maxext;
     cpuid(0, 0, r);
@@ -51,35 +52,6 @@ static uint64_t read_features(void)
             f |= 1ull << b;
     }
     return f;
-}
-
-/* CR0.MP, clear CR0.EM/TS; CR4.OSFXSR|OSXMMEXCPT|OSXSAVE; XCR0 with every
- * state component the kernel uses that the CPU supports (CPUID 0xD.0). */
-static uint64_t enable_state(uint64_t f)
-{
-    uint64_t cr0 = read_cr0();
-    cr0 &= ~((1ull << 2) | (1ull << 3));   /* EM, TS */
-    cr0 |= 1ull << 1;                       /* MP */
-    write_cr0(cr0);
-    uint64_t cr4 = read_cr4() | (1ull << 9) | (1ull << 10);   /* OSFXSR, OSXMMEXCPT */
-    if (!(f & FEAT_BIT(XSAVE))) {
-        write_cr4(cr4);
-        return 3;
-    }
-    write_cr4(cr4 | (1ull << 18));          /* OSXSAVE */
-    uint32_t r[4];
-    cpuid(0xD, 0, r);
-    uint64_t supported = ((uint64_t)r[3] << 32) | r[0];
-    uint64_t want = 0x3;                    /* x87, SSE */
-    if (f & FEAT_BIT(AVX))
-        want |= 0x4;                        /* YMM upper halves */
-    if (f & FEAT_BIT(AVX512F))
-        want |= 0xE0;                       /* opmask, ZMM_Hi256, Hi16_ZMM */
-    want &= supported;
-    if ((want & 0xE0) != 0xE0)
-        want &= ~0xE0ull;
-    xsetbv(0, want);
-    return want;
 }
 
 /* Drop features whose register state is not enabled in XCR0. */
@@ -117,7 +89,7 @@ static void derive_level(void)
         snprintf(cpu.tag + n, sizeof cpu.tag - (size_t)n, "+bf16");
 }
 
-void cpu_init(void)
+void cpu_detect(uint64_t xcr0)
 {
     uint32_t r[4];
     cpuid(0, 0, r);
@@ -140,13 +112,59 @@ void cpu_init(void)
             memcpy(cpu.brand + 16 * i, r, 16);
         }
     }
-    uint64_t raw = read_features();
-    cpu.xcr0 = enable_state(raw);
-    cpu.features = usable(raw, cpu.xcr0);
+    cpu.xcr0 = xcr0;
+    cpu.features = usable(cpu_raw_features(), xcr0);
     derive_level();
 }
 
-void cpu_init_ap(void)
+int tsc_hz_from_cpuid(void)
 {
-    enable_state(cpu.features | (cpu.xcr0 & 0xE0 ? FEAT_BIT(AVX512F) : 0));
+    uint32_t r[4];
+    cpuid(0, 0, r);
+    uint32_t max = r[0];
+    if (max >= 0x15) {
+        cpuid(0x15, 0, r);
+        if (r[0] && r[1] && r[2]) {
+            cpu.tsc_hz = (uint64_t)r[2] * r[1] / r[0];
+            cpu.tsc_source = "CPUID 0x15";
+            return 0;
+        }
+    }
+    if (cpu.features & FEAT_BIT(HYPERVISOR)) {
+        cpuid(0x40000000u, 0, r);
+        if (r[0] >= 0x40000010u) {
+            cpuid(0x40000010u, 0, r);
+            if (r[0]) {
+                cpu.tsc_hz = (uint64_t)r[0] * 1000u;
+                cpu.tsc_source = "hypervisor leaf 0x40000010";
+                return 0;
+            }
+        }
+    }
+    if (max >= 0x16 && !(cpu.features & FEAT_BIT(HYPERVISOR))) {
+        cpuid(0x16, 0, r);
+        if (r[0]) {
+            cpu.tsc_hz = (uint64_t)r[0] * 1000000u;
+            cpu.tsc_source = "CPUID 0x16";
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int cpu_under_tcg(void)
+{
+    uint32_t r[4];
+    if (!(cpu.features & FEAT_BIT(HYPERVISOR)))
+        return 0;
+    cpuid(0x40000000u, 0, r);
+    return memcmp(&r[1], "TCGT", 4) == 0 && memcmp(&r[2], "CGTC", 4) == 0 &&
+           memcmp(&r[3], "GTCG", 4) == 0;
+}
+
+uint64_t tsc_to_us(uint64_t ticks)
+{
+    if (!cpu.tsc_hz)
+        return 0;
+    return (uint64_t)((unsigned __int128)ticks * 1000000u / cpu.tsc_hz);
 }

@@ -1,5 +1,9 @@
-/* cpu.h - what the CPU is and can do (CPUID), and turning on its
- * floating-point and vector state (CR0, CR4, XCR0). */
+/* cpu.h - what the CPU is and can do (CPUID), for both platforms.
+ *
+ * The platform decides which register state is enabled (pc: the kernel
+ * sets CR4/XCR0 itself; hosted: Linux did, and XGETBV reads it); cpu_detect()
+ * then drops every feature whose state is off, so a module is only ever
+ * picked for what really runs. */
 #ifndef FLUID_X86_CPU_H
 #define FLUID_X86_CPU_H
 
@@ -14,24 +18,28 @@ struct cpu_info {
     uint64_t xcr0;
     int level;             /* x86-64 level 1..4 */
     char tag[48];          /* -march tag for modules, e.g. "x86-64-v4+vnni" */
-    uint64_t tsc_hz;
+    uint64_t tsc_hz;       /* set by the platform (tsc_hz_from_cpuid() first) */
     const char *tsc_source;
 };
 
 extern struct cpu_info cpu;
 
-/* Decode CPUID into `cpu`, enable x87/SSE/AVX/AVX-512 state on this CPU,
- * and drop features whose state the OS could not enable. */
-void cpu_init(void);
-/* Enable the same FPU/vector state on an application processor. */
-void cpu_init_ap(void);
+/* Every feature bit CPUID reports, whether or not its state is enabled. */
+uint64_t cpu_raw_features(void);
+/* Decode CPUID into `cpu` (vendor, family, brand, features, level, tag)
+ * given the XCR0 the OS enabled (3 = x87+SSE only, when XSAVE is off). */
+void cpu_detect(uint64_t xcr0);
 /* Name of feature bit `bit` ("AVX2"), or NULL. */
 const char *cpu_feature_name(int bit);
 /* Write the names of the set bits of `mask`, space-separated. */
 void cpu_feature_string(uint64_t mask, char *buf, int cap);
-/* Measure the TSC frequency into cpu.tsc_hz (CPUID 0x15, then the
- * hypervisor leaf 0x40000010, then 0x16, else the PIT). */
-void tsc_init(void);
-/* TSC ticks -> microseconds. */
+/* TSC frequency from CPUID 0x15 (crystal ratio), the hypervisor leaf
+ * 0x40000010 (TSC kHz, as KVM/VMware publish it) or CPUID 0x16 (base MHz,
+ * trusted only outside a hypervisor).  Returns 0 and sets cpu.tsc_hz and
+ * cpu.tsc_source, or -1 when none applies (the platform calibrates). */
+int tsc_hz_from_cpuid(void);
+/* 1 under QEMU's TCG (CPUID 0x40000000 says "TCGTCGTCGTCG"). */
+int cpu_under_tcg(void);
+/* TSC ticks -> microseconds (0 before cpu.tsc_hz is known). */
 uint64_t tsc_to_us(uint64_t ticks);
 #endif

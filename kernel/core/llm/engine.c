@@ -1,0 +1,268 @@
+/* engine.c - the forward pass (see engine.h). */
+#include <math.h>
+#include <string.h>
+#include <stdio.h>
+#include "llm/engine.h"
+#include "mod/prof.h"
+#include "plat/plat.h"
+
+static uint64_t up64(uint64_t v) { return (v + 63) & ~63ull; }
+
+/* The activation format each weight type's dot product wants (ggml's
+ * vec_dot_type) and the op converting a float row into it. */
+static int act_op(int wtype)
+{
+    switch (wtype) {
+    case GGML_TYPE_F32: return OP_COPY_F32;
+    case GGML_TYPE_F16: return OP_CONVERT_F16;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0;
+    default: return OP_QUANT_Q8_K;
+    }
+}
+
+static size_t act_row_bytes(int wtype, uint64_t n)
+{
+    switch (act_op(wtype)) {
+    case OP_COPY_F32: return n * 4;
+    case OP_CONVERT_F16: return n * 2;
+    case OP_QUANT_Q8_0: return n / QK8_0 * sizeof(struct block_q8_0);
+    default: return n / QK_K * sizeof(struct block_q8_K);
+    }
+}
+
+uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
+{
+    uint64_t B = ENGINE_BATCH, big = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    uint64_t f = 0;
+    f += 4 * up64(B * hp->n_embd * 4);              /* x, xb, xb2, q */
+    f += 2 * up64(B * hp->n_embd_kv * 4);           /* k, v */
+    f += 2 * up64(B * hp->n_ff * 4);                /* hb, hb2 */
+    f += (uint64_t)plat_cpus_online() * up64((uint64_t)n_ctx * 4);   /* att, one per CPU */
+    f += up64(B * hp->n_vocab * 4);                 /* logits */
+    f += up64(B * hp->head_dim * 4);                /* rope_cs */
+    f += up64(B * big * 4);                         /* act (>= any format) */
+    f += 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+    return f;
+}
+
+int engine_init(struct engine *e, const struct llama_model *m, int n_ctx,
+                void *mem, uint64_t mem_bytes, char *err, size_t err_size)
+{
+    memset(e, 0, sizeof *e);
+    e->m = m;
+    e->hp = m->hp;
+    e->n_ctx = n_ctx;
+    uint64_t need = engine_mem_bytes(&e->hp, n_ctx);
+    if (mem_bytes < need) {
+        snprintf(err, err_size, "engine: needs %llu bytes, got %llu",
+                 (unsigned long long)need, (unsigned long long)mem_bytes);
+        return -1;
+    }
+    const struct llama_hparams *hp = &e->hp;
+    uint64_t B = ENGINE_BATCH, big = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
+    uint8_t *p = mem;
+#define TAKE(ptr, bytes) do { ptr = (void *)p; p += up64(bytes); } while (0)
+    TAKE(e->x, B * hp->n_embd * 4);
+    TAKE(e->xb, B * hp->n_embd * 4);
+    TAKE(e->xb2, B * hp->n_embd * 4);
+    TAKE(e->q, B * hp->n_embd * 4);
+    TAKE(e->k, B * hp->n_embd_kv * 4);
+    TAKE(e->v, B * hp->n_embd_kv * 4);
+    TAKE(e->hb, B * hp->n_ff * 4);
+    TAKE(e->hb2, B * hp->n_ff * 4);
+    e->n_att = plat_cpus_online();
+    e->att_stride = up64((uint64_t)n_ctx * 4) / 4;
+    TAKE(e->att, (uint64_t)e->n_att * e->att_stride * 4);
+    TAKE(e->logits, B * hp->n_vocab * 4);
+    TAKE(e->rope_cs, B * hp->head_dim * 4);
+    TAKE(e->act, B * big * 4);
+    TAKE(e->kcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+    TAKE(e->vcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+#undef TAKE
+    e->act_row = big * 4;
+    e->mem_bytes = need;
+    return 0;
+}
+
+void engine_reset(struct engine *e)
+{
+    e->n_past = 0;
+}
+
+/* Output rows are handed out in blocks of MM_ROW_GRAIN: each CPU's part of
+ * Y then covers whole cache lines, and the kernels' 8-row SIMD tiles are
+ * never cut (a row's result does not depend on the split anyway, see
+ * modules/mm_common.h). */
+#define MM_ROW_GRAIN 16
+
+struct mm_job {
+    struct matmul_args a;                   /* all rows */
+    void (*mm)(const struct matmul_args *);
+    int op;
+};
+
+/* plat_parallel_for() body: row blocks [begin, end) of one matrix product. */
+static void mm_rows(void *ctx, int begin, int end, int cpu)
+{
+    const struct mm_job *j = ctx;
+    struct matmul_args a = j->a;
+    (void)cpu;
+    a.row0 = begin * MM_ROW_GRAIN;
+    a.row1 = end * MM_ROW_GRAIN < j->a.row1 ? end * MM_ROW_GRAIN : j->a.row1;
+    uint64_t rows = (uint64_t)(a.row1 - a.row0);
+    PROF_CALL(j->op, j->mm(&a), rows * a.w_row_bytes, 2ull * (uint64_t)a.n_in * rows * (uint64_t)a.n_tok);
+}
+
+/* Y[i] = W X[i] for n rows (X row stride ldx floats, Y row stride = the
+ * output width): convert X into W's activation format (once, on this
+ * CPU), then the product with its output rows split over all cores. */
+static void linear(struct engine *e, const struct llama_tensor *W, const float *X,
+                   int n, size_t ldx, float *Y)
+{
+    int aop = act_op(W->type), mop = op_mm_for_type(W->type);
+    size_t arb = act_row_bytes(W->type, W->ne0);
+    void (*conv)(const float *, void *, int) = optab[aop].fn;
+    for (int i = 0; i < n; i++)
+        PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
+    struct mm_job j = {
+        .a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
+               .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n },
+        .mm = optab[mop].fn,
+        .op = mop,
+    };
+    plat_parallel_for((int)((W->ne1 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN), mm_rows, &j);
+}
+
+/* cos/sin table of position pos, as ggml's rope (mode 0): theta_i =
+ * pos * base^(-2i/d), computed by repeated multiplication in float. */
+static void rope_table(const struct llama_hparams *hp, int pos, float *cs)
+{
+    float theta_scale = powf(hp->rope_freq_base, -2.0f / (float)hp->rope_dim);
+    float theta = (float)pos;
+    for (uint32_t i = 0; i < hp->head_dim / 2; i++) {
+        cs[2 * i] = cosf(theta);
+        cs[2 * i + 1] = sinf(theta);
+        theta *= theta_scale;
+    }
+}
+
+struct attn_job {
+    struct engine *e;
+    const float *kl, *vl;   /* this layer's K and V cache */
+    size_t head_stride;     /* floats between KV heads in the cache */
+    int n, hd, group;
+    float scale;
+};
+
+/* plat_parallel_for() body: query heads [h0, h1) of every token of the
+ * batch, with this CPU's own score row. */
+static void attn_heads(void *ctx, int h0, int h1, int cpu)
+{
+    const struct attn_job *j = ctx;
+    struct engine *e = j->e;
+    const struct llama_hparams *hp = &e->hp;
+    int hd = j->hd;
+    float *att = e->att + (size_t)cpu * e->att_stride;
+    void (*scores)(const float *, const float *, size_t, int, int, float, float *) = optab[OP_ATTN_SCORES].fn;
+    void (*smax)(float *, int) = optab[OP_SOFTMAX].fn;
+    void (*wsum)(const float *, const float *, size_t, int, int, float *) = optab[OP_ATTN_WSUM].fn;
+    for (int i = 0; i < j->n; i++) {
+        int n_pos = e->n_past + i + 1;   /* causal: positions 0..pos */
+        for (int h = h0; h < h1; h++) {
+            const float *q = e->q + (size_t)i * hp->n_embd + (size_t)h * hd;
+            const float *kh = j->kl + (size_t)(h / j->group) * j->head_stride;
+            const float *vh = j->vl + (size_t)(h / j->group) * j->head_stride;
+            float *out = e->xb2 + (size_t)i * hp->n_embd + (size_t)h * hd;
+            PROF_CALL(OP_ATTN_SCORES, scores(q, kh, hd, n_pos, hd, j->scale, att),
+                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+            PROF_CALL(OP_SOFTMAX, smax(att, n_pos), (uint64_t)n_pos * 4, 4ull * n_pos);
+            PROF_CALL(OP_ATTN_WSUM, wsum(att, vh, hd, n_pos, hd, out),
+                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+        }
+    }
+}
+
+static void attention(struct engine *e, int layer, int n)
+{
+    const struct llama_hparams *hp = &e->hp;
+    int hd = (int)hp->head_dim;
+    size_t head_stride = (size_t)e->n_ctx * hd;
+    float *kl = e->kcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
+    float *vl = e->vcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
+    /* Append this batch's K and V: cache[kv_head][pos][head_dim]. */
+    for (int i = 0; i < n; i++)
+        for (uint32_t h = 0; h < hp->n_head_kv; h++) {
+            size_t at = h * head_stride + (size_t)(e->n_past + i) * hd;
+            memcpy(kl + at, e->k + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
+            memcpy(vl + at, e->v + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
+        }
+    /* Then every query head over all cores (GQA: head h reads KV head
+     * h / group). */
+    struct attn_job j = {
+        .e = e, .kl = kl, .vl = vl, .head_stride = head_stride, .n = n, .hd = hd,
+        .group = (int)(hp->n_head / hp->n_head_kv), .scale = 1.0f / sqrtf((float)hd),
+    };
+    plat_parallel_for((int)hp->n_head, attn_heads, &j);
+}
+
+int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logits)
+{
+    const struct llama_hparams *hp = &e->hp;
+    const struct llama_weights *w = &e->m->w;
+    if (n < 1 || n > ENGINE_BATCH)
+        return -1;
+    if (e->n_past + n > e->n_ctx)
+        return -2;
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= hp->n_vocab)
+            return -3;
+    size_t D = hp->n_embd, DKV = hp->n_embd_kv, FF = hp->n_ff;
+    void (*norm)(float *, const float *, const float *, int, float) = optab[OP_RMSNORM].fn;
+    void (*rope)(float *, int, int, const float *) = optab[OP_ROPE].fn;
+    void (*glu)(float *, const float *, const float *, int) = optab[OP_SWIGLU].fn;
+    void (*addv)(float *, const float *, int) = optab[OP_ADD].fn;
+    int dq = op_dequant_for_type(w->token_embd.type);
+    void (*dequant)(const void *, float *, int) = optab[dq].fn;
+
+    for (int i = 0; i < n; i++) {
+        const uint8_t *row = (const uint8_t *)w->token_embd.data + (size_t)tokens[i] * w->token_embd.row_bytes;
+        PROF_CALL(dq, dequant(row, e->x + i * D, (int)D), w->token_embd.row_bytes, D);
+        rope_table(hp, e->n_past + i, e->rope_cs + (size_t)i * hp->head_dim);
+    }
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const struct llama_layer *L = &w->layers[l];
+        for (int i = 0; i < n; i++)
+            PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->attn_norm.data, (int)D, hp->rms_eps),
+                      D * 8, 4 * D);
+        linear(e, &L->attn_q, e->xb, n, D, e->q);
+        linear(e, &L->attn_k, e->xb, n, D, e->k);
+        linear(e, &L->attn_v, e->xb, n, D, e->v);
+        for (int i = 0; i < n; i++) {
+            const float *cs = e->rope_cs + (size_t)i * hp->head_dim;
+            PROF_CALL(OP_ROPE, rope(e->q + i * D, (int)hp->n_head, (int)hp->head_dim, cs), D * 4, 6 * D);
+            PROF_CALL(OP_ROPE, rope(e->k + i * DKV, (int)hp->n_head_kv, (int)hp->head_dim, cs), DKV * 4, 6 * DKV);
+        }
+        attention(e, (int)l, n);
+        linear(e, &L->attn_output, e->xb2, n, D, e->xb);
+        for (int i = 0; i < n; i++)
+            PROF_CALL(OP_ADD, addv(e->x + i * D, e->xb + i * D, (int)D), D * 8, D);
+        for (int i = 0; i < n; i++)
+            PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->ffn_norm.data, (int)D, hp->rms_eps),
+                      D * 8, 4 * D);
+        linear(e, &L->ffn_gate, e->xb, n, D, e->hb);
+        linear(e, &L->ffn_up, e->xb, n, D, e->hb2);
+        for (int i = 0; i < n; i++)
+            PROF_CALL(OP_SWIGLU, glu(e->hb + i * FF, e->hb + i * FF, e->hb2 + i * FF, (int)FF), FF * 8, 5 * FF);
+        linear(e, &L->ffn_down, e->hb, n, FF, e->xb);
+        for (int i = 0; i < n; i++)
+            PROF_CALL(OP_ADD, addv(e->x + i * D, e->xb + i * D, (int)D), D * 8, D);
+    }
+    int first = all_logits ? 0 : n - 1;
+    for (int i = first; i < n; i++)
+        PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, w->output_norm.data, (int)D, hp->rms_eps),
+                  D * 8, 4 * D);
+    /* Logits of rows first..n-1 land in logits rows first..n-1. */
+    linear(e, &w->output, e->xb + first * D, n - first, D, e->logits + (size_t)first * hp->n_vocab);
+    e->n_past += n;
+    return 0;
+}

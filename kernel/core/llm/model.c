@@ -1,0 +1,211 @@
+/* model.c - loading the model region (see model.h). */
+#include <stdio.h>
+#include <string.h>
+#include "arch/x86/cpu.h"
+#include "arch/x86/insn.h"
+#include "lib/crc32_fast.h"
+#include "lib/kprintf.h"
+#include "llm/model.h"
+#include "plat/plat.h"
+
+#define MiB (1ull << 20)
+#define TWO_MiB (2ull << 20)
+#define ARENA_BYTES (8 * MiB)
+#define READ_CHUNK (64 * MiB)
+#define CTX_MAX 2048
+
+struct fluid_model model;
+
+static void fail(const char *fmt, const char *a)
+{
+    snprintf(model.error, sizeof model.error, fmt, a);
+    kprintf("model: %s\n", model.error);
+}
+
+int model_require(void)
+{
+    if (model.loaded)
+        return 0;
+    kprintf("error: no model is loaded: %s\n", model.error[0] ? model.error : "none");
+    return 1;
+}
+
+/* Read the region into memory with a progress line; returns 0 or -1. */
+static int read_region(struct blkdev *d, const struct fluid_region *r, uint8_t *dst)
+{
+    uint64_t bytes = (r->bytes + 511) & ~511ull, t0 = rdtsc();
+    for (uint64_t done = 0; done < bytes;) {
+        uint64_t n = bytes - done < READ_CHUNK ? bytes - done : READ_CHUNK;
+        int err = d->read(d, r->lba + done / 512, dst + done, n);
+        if (err) {
+            char why[96];
+            snprintf(why, sizeof why, "disk read failed at byte %llu of the model region (%s)",
+                     (unsigned long long)done, err == BLK_ERANGE ? "past the end of the disk" : "I/O error");
+            fail("%s", why);
+            return -1;
+        }
+        done += n;
+        kprintf("\rmodel: reading %llu / %llu MiB", (unsigned long long)(done / MiB),
+                (unsigned long long)(bytes / MiB));
+    }
+    model.read_us = tsc_to_us(rdtsc() - t0);
+    kprintf("\n");
+    return 0;
+}
+
+struct crc_job { const uint8_t *p; uint64_t size; uint32_t *out; };
+
+static void crc_chunks(void *ctx, int begin, int end, int cpu)
+{
+    (void)cpu;
+    struct crc_job *j = ctx;
+    for (int i = begin; i < end; i++) {
+        uint64_t off = (uint64_t)i * FLUID_CRC_CHUNK_BYTES;
+        uint64_t n = j->size - off < FLUID_CRC_CHUNK_BYTES ? j->size - off : FLUID_CRC_CHUNK_BYTES;
+        j->out[i] = crc32_fast(0, j->p + off, n);
+    }
+}
+
+/* The model region's checksum as the image header defines it: plain
+ * CRC-32, or (FLUID_REGION_CRC_CHUNKED) the CRC of the per-4-MiB CRCs,
+ * those computed on every core. */
+static uint32_t region_crc(const struct fluid_region *r)
+{
+    if (!(r->flags & FLUID_REGION_CRC_CHUNKED))
+        return crc32_fast(0, model.file, model.size);
+    static uint32_t crcs[1u << 16];   /* up to 256 GiB of model */
+    uint64_t n = (model.size + FLUID_CRC_CHUNK_BYTES - 1) / FLUID_CRC_CHUNK_BYTES;
+    if (n > sizeof crcs / sizeof crcs[0])
+        return ~r->crc32;
+    struct crc_job job = { model.file, model.size, crcs };
+    plat_parallel_for((int)n, crc_chunks, &job);
+    uint32_t crc = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t le[4] = { (uint8_t)crcs[i], (uint8_t)(crcs[i] >> 8), (uint8_t)(crcs[i] >> 16),
+                          (uint8_t)(crcs[i] >> 24) };
+        crc = crc32_fast(crc, le, 4);
+    }
+    return crc;
+}
+
+static void set_name(void)
+{
+    struct gguf_str s;
+    if (gguf_get_str(&model.gf, "general.name", &s) == 0 && s.len > 0)
+        gguf_printable(model.name, sizeof model.name, s.ptr, s.len);
+    else
+        snprintf(model.name, sizeof model.name, "%.63s", plat_image()->model_name);
+}
+
+static int parse(uint8_t *arena_mem)
+{
+    static char err[256];
+    struct gguf_arena arena = { arena_mem, ARENA_BYTES, 0 };
+    if (gguf_parse(&model.gf, model.file, model.size, &arena, err, sizeof err) != GGUF_OK ||
+        llama_model_load(&model.gf, &arena, &model.m, err, sizeof err) != LLAMA_OK) {
+        fail("%s", err);
+        return -1;
+    }
+    const struct llama_model *m = &model.m;
+    struct tok_vocab_src src = {
+        .n_vocab = m->hp.n_vocab,
+        .gguf_strings = m->tokens->value,
+        .gguf_strings_size = (size_t)(model.file + model.size - m->tokens->value),
+        .scores_f32 = m->scores->value,
+        .types_i32 = m->token_type->value,
+        .bos_id = (int32_t)m->hp.bos_id, .eos_id = (int32_t)m->hp.eos_id, .unk_id = (int32_t)m->hp.unk_id,
+    };
+    struct tok_arena ta = { arena.base + arena.used, arena.size - arena.used, 0 };
+    int st = tok_init(&model.tok, &src, &ta);
+    if (st != 0) {
+        snprintf(err, sizeof err, "tokenizer: %s", model.tok.err[0] ? model.tok.err : tok_strerror(st));
+        fail("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_engine(void)
+{
+    const struct llama_hparams *hp = &model.m.hp;
+    int n_ctx = hp->n_ctx_train < CTX_MAX ? (int)hp->n_ctx_train : CTX_MAX;
+    uint64_t need = engine_mem_bytes(hp, n_ctx);
+    void *mem = plat_alloc(need, TWO_MiB);
+    if (!mem) {
+        char why[160];
+        struct plat_mem pm;
+        plat_mem_stats(&pm);
+        snprintf(why, sizeof why, "the KV cache and activations need %llu MiB; only %llu MiB are free",
+                 (unsigned long long)(need / MiB), (unsigned long long)(pm.largest / MiB));
+        fail("%s", why);
+        return -1;
+    }
+    char err[128];
+    if (engine_init(&model.eng, &model.m, n_ctx, mem, need, err, sizeof err) != 0) {
+        fail("%s", err);
+        return -1;
+    }
+    model.mem_bytes += need;
+    return 0;
+}
+
+void model_boot_load(void)
+{
+    const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
+    if (r->bytes == 0) {
+        fail("%s", "this image has no model (build one with: make image MODEL=path/to/model.gguf)");
+        return;
+    }
+    struct blkdev *d = plat_boot_disk();
+    if (!d) {
+        fail("%s", "cannot find the boot disk to read the model from");
+        return;
+    }
+    uint64_t r_sectors = r->bytes / 512 + (r->bytes % 512 != 0);   /* no wrap near 2^64 */
+    if (r->lba > d->sectors || r_sectors > d->sectors - r->lba) {
+        char why[200];
+        snprintf(why, sizeof why, "the disk image is truncated: the model region ends at sector %llu "
+                 "but %s has %llu sectors", (unsigned long long)(r->lba + r_sectors),
+                 d->name, (unsigned long long)d->sectors);
+        fail("%s", why);
+        return;
+    }
+    uint8_t *file_mem = plat_alloc((r->bytes + TWO_MiB - 1) & ~(TWO_MiB - 1), TWO_MiB);
+    uint8_t *arena_mem = file_mem ? plat_alloc(ARENA_BYTES, TWO_MiB) : NULL;
+    if (!file_mem || !arena_mem) {
+        char why[200];
+        struct plat_mem pm;
+        plat_mem_stats(&pm);
+        snprintf(why, sizeof why, "the model file (%llu MiB) does not fit in memory: the largest free "
+                 "block is %llu MiB of %llu MiB usable", (unsigned long long)(r->bytes / MiB),
+                 (unsigned long long)(pm.largest / MiB), (unsigned long long)(pm.usable / MiB));
+        fail("%s", why);
+        return;
+    }
+    model.file = file_mem;
+    model.size = r->bytes;
+    model.mem_bytes = r->bytes + ARENA_BYTES;
+    kprintf("model: %.63s, %llu MiB on %s\n", plat_image()->model_name, (unsigned long long)(r->bytes / MiB), d->name);
+    if (read_region(d, r, file_mem) != 0)
+        return;
+    uint64_t t0 = rdtsc();
+    if ((r->flags & FLUID_REGION_HAS_CRC) && region_crc(r) != r->crc32) {
+        fail("%s", "model region checksum mismatch: the disk image is damaged");
+        return;
+    }
+    if (parse(arena_mem) != 0 || setup_engine() != 0)
+        return;
+    model.check_us = tsc_to_us(rdtsc() - t0);
+    set_name();
+    const struct llama_hparams *hp = &model.m.hp;
+    char types[160];
+    llama_weights_summary(&model.m.w, types, sizeof types);
+    double secs = model.read_us / 1e6;
+    kprintf("model: '%s': %u blocks, embd %u, ff %u, heads %u/%u kv, vocab %u, ctx %d\n",
+            model.name, hp->n_layer, hp->n_embd, hp->n_ff, hp->n_head, hp->n_head_kv, hp->n_vocab,
+            model.eng.n_ctx);
+    kprintf("model: %s\n", types);
+    kprintf("model: loaded %.1f MiB in %.3f s (%.0f MB/s), checked in %.3f s\n",
+            model.size / (double)MiB, secs, secs > 0 ? model.size / 1e6 / secs : 0.0, model.check_us / 1e6);
+    model.loaded = 1;
+}

@@ -1,0 +1,171 @@
+/*
+ * image.c - the image file as the hosted platform boots it: the same
+ * checks stage 2 makes (header magic, version, CRC; each region inside the
+ * file; CRC-32 of the stage 2, kernel and module regions), then the
+ * MODULES region in memory and the file itself as the boot disk.  The
+ * cache and model regions are read and checked by the portable core, as
+ * on the unikernel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "fluid/image.h"
+#include "hosted.h"
+#include "lib/crc32_fast.h"
+#include "plat/plat.h"
+
+static struct fluid_image_header header;
+static void *modules;
+static uint64_t modules_bytes;
+static int fd = -1;
+static struct blkdev disk;
+
+static const char *const region_names[FLUID_REGION_COUNT] = { "stage 2", "kernel", "modules", "cache",
+                                                              "model" };
+
+/* Read exactly n bytes at off; 0, or -1 with errno (EIO for a short read). */
+static int pread_all(void *buf, uint64_t n, uint64_t off)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = pread(fd, p, n > (1u << 30) ? (1u << 30) : n, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            if (r == 0)
+                errno = EIO;
+            return -1;
+        }
+        p += r, off += (uint64_t)r, n -= (uint64_t)r;
+    }
+    return 0;
+}
+
+static int disk_read(struct blkdev *d, uint64_t lba, void *buf, uint64_t bytes)
+{
+    if (bytes % 512)
+        return BLK_EARG;
+    if (lba > d->sectors || bytes / 512 > d->sectors - lba)
+        return BLK_ERANGE;
+    return pread_all(buf, bytes, lba * 512) == 0 ? 0 : BLK_EIO;
+}
+
+/* pwrite, then fdatasync: durable before it returns, as a disk flush. */
+static int disk_write(struct blkdev *d, uint64_t lba, const void *buf, uint64_t bytes)
+{
+    if (bytes % 512)
+        return BLK_EARG;
+    if (lba > d->sectors || bytes / 512 > d->sectors - lba)
+        return BLK_ERANGE;
+    const uint8_t *p = buf;
+    uint64_t off = lba * 512;
+    while (bytes) {
+        ssize_t w = pwrite(fd, p, bytes, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return BLK_EIO;
+        p += w, off += (uint64_t)w, bytes -= (uint64_t)w;
+    }
+    return fdatasync(fd) == 0 ? 0 : BLK_EIO;
+}
+
+static const char *image_path;
+
+/* Print "fluid-hosted: IMAGE: <why>" on stderr and return -1. */
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "fluid-hosted: %s: %s\n", image_path, why);
+    return -1;
+}
+
+int hosted_image_open(const char *path)
+{
+    image_path = path;
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 && (errno == EACCES || errno == EROFS))
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return fail("cannot open the image: %s (build one with: make image)", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return fail("not a regular file");
+    uint64_t size = (uint64_t)st.st_size;
+    if (size < (FLUID_HEADER_LBA + 1) * 512ull)
+        return fail("truncated: %llu bytes, the image header alone ends at byte %u", (unsigned long long)size,
+                    (FLUID_HEADER_LBA + 1) * 512);
+    if (pread_all(&header, sizeof header, FLUID_HEADER_LBA * 512ull) != 0)
+        return fail("cannot read the image header: %s", strerror(errno));
+    if (memcmp(header.magic, FLUID_IMAGE_MAGIC, 8) != 0)
+        return fail("not a Fluid image (no %s magic at LBA %u)", FLUID_IMAGE_MAGIC, FLUID_HEADER_LBA);
+    if (header.version != FLUID_IMAGE_VERSION || header.header_bytes != sizeof header)
+        return fail("image version %u (header of %u bytes); this Fluid reads version %u", header.version,
+                    header.header_bytes, FLUID_IMAGE_VERSION);
+    if (crc32_fast(0, &header, offsetof(struct fluid_image_header, header_crc)) != header.header_crc)
+        return fail("image header checksum mismatch: the header is damaged");
+    if (!memchr(header.model_name, 0, sizeof header.model_name))
+        return fail("image header: the model name is not terminated");
+
+    /* The boot regions inside the file: no field may wrap or point past
+     * it.  The cache and model regions are the core's to check, with the
+     * same messages as on the unikernel. */
+    for (int i = FLUID_REGION_STAGE2; i <= FLUID_REGION_MODULES; i++) {
+        const struct fluid_region *r = &header.region[i];
+        if (r->bytes == 0)
+            continue;
+        if (r->bytes > (uint64_t)r->sectors * 512 || r->lba <= FLUID_HEADER_LBA || r->lba > size / 512)
+            return fail("image header: the %s region (LBA %llu, %llu bytes in %u sectors) is inconsistent",
+                        region_names[i], (unsigned long long)r->lba, (unsigned long long)r->bytes, r->sectors);
+        if (r->bytes > size - r->lba * 512)
+            return fail("truncated: the %s region ends at byte %llu but the file has %llu bytes",
+                        region_names[i], (unsigned long long)(r->lba * 512 + r->bytes),
+                        (unsigned long long)size);
+    }
+    disk = (struct blkdev){ .name = path, .sectors = size / 512, .read = disk_read, .write = disk_write };
+
+    /* Stage 2 and kernel: checked as stage 2 checks them (this process
+     * runs neither, but a damaged image must not pass here and then fail
+     * on the machine).  Modules: read, checked, kept. */
+    for (int i = FLUID_REGION_STAGE2; i <= FLUID_REGION_MODULES; i++) {
+        const struct fluid_region *r = &header.region[i];
+        if (r->bytes == 0 || !(r->flags & FLUID_REGION_HAS_CRC))
+            continue;
+        void *buf = malloc(r->bytes);
+        if (!buf)
+            return fail("out of memory reading the %s region (%llu bytes)", region_names[i],
+                        (unsigned long long)r->bytes);
+        if (pread_all(buf, r->bytes, r->lba * 512) != 0)
+            return fail("cannot read the %s region: %s", region_names[i], strerror(errno));
+        if (crc32_fast(0, buf, r->bytes) != r->crc32) {
+            free(buf);
+            return fail("%s region checksum mismatch: the image is damaged", region_names[i]);
+        }
+        if (i == FLUID_REGION_MODULES) {
+            modules = buf;
+            modules_bytes = r->bytes;
+        } else {
+            free(buf);
+        }
+    }
+    return 0;
+}
+
+const struct fluid_image_header *plat_image(void) { return &header; }
+
+struct blkdev *plat_boot_disk(void) { return fd >= 0 ? &disk : NULL; }
+
+const void *plat_modules_region(uint64_t *bytes)
+{
+    *bytes = modules_bytes;
+    return modules;
+}

@@ -1,0 +1,202 @@
+/*
+ * ahci.c - SATA disks behind an AHCI controller, polled (Serial ATA AHCI
+ * 1.3.1 specification, sections 3 (registers), 4.2 (command list, FIS,
+ * PRDT) and 10.1 (initialisation); ATA8-ACS for IDENTIFY DEVICE and READ
+ * DMA EXT).
+ *
+ * One command at a time per port (no NCQ), each up to 32768 sectors
+ * (16 MiB) described by four 4 MiB PRDT entries: large enough that the
+ * model region streams at the disk's speed.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include "arch/x86/cpu.h"
+#include "x86/io.h"
+#include "dev/blk.h"
+#include "dev/pci.h"
+#include "lib/kprintf.h"
+#include "mm/phys.h"
+
+#define HBA_GHC 0x04
+#define HBA_PI 0x0C
+#define GHC_AE (1u << 31)
+
+#define PX(p) (0x100u + 0x80u * (p))
+#define PX_CLB 0x00
+#define PX_CLBU 0x04
+#define PX_FB 0x08
+#define PX_FBU 0x0C
+#define PX_IS 0x10
+#define PX_CMD 0x18
+#define PX_TFD 0x20
+#define PX_SIG 0x24
+#define PX_SSTS 0x28
+#define PX_SERR 0x30
+#define PX_CI 0x38
+#define CMD_ST (1u << 0)
+#define CMD_FRE (1u << 4)
+#define CMD_FR (1u << 14)
+#define CMD_CR (1u << 15)
+#define IS_TFES (1u << 30)
+#define SIG_ATA 0x00000101u
+
+#define ATA_IDENTIFY 0xEC
+#define ATA_READ_DMA_EXT 0x25
+#define MAX_SECTORS 32768u
+#define PRD_BYTES (4u << 20)
+#define NPRD (MAX_SECTORS * 512u / PRD_BYTES)
+
+struct ahci_port {
+    struct blkdev blk;
+    volatile uint8_t *abar;
+    unsigned port;
+    uint32_t *cmd_list;     /* 32 headers of 8 dwords; we use slot 0 */
+    uint8_t *table;         /* command table for slot 0 */
+    char name[40];
+};
+
+static struct ahci_port ports[8];
+static int nports;
+
+static uint32_t rd(struct ahci_port *p, uint32_t off) { return *(volatile uint32_t *)(p->abar + PX(p->port) + off); }
+static void wr(struct ahci_port *p, uint32_t off, uint32_t v) { *(volatile uint32_t *)(p->abar + PX(p->port) + off) = v; }
+
+/* Wait until (reg & mask) == want, at most `ms` milliseconds. */
+static int wait_reg(struct ahci_port *p, uint32_t off, uint32_t mask, uint32_t want, uint32_t ms)
+{
+    uint64_t end = rdtsc() + cpu.tsc_hz / 1000 * ms;
+    while ((rd(p, off) & mask) != want)
+        if (rdtsc() > end)
+            return -1;
+        else
+            cpu_relax();
+    return 0;
+}
+
+/* Issue one ATA command in slot 0 reading `bytes` into buf (<= 16 MiB). */
+static int command(struct ahci_port *p, uint8_t cmd, uint64_t lba, uint32_t sectors, void *buf, uint32_t bytes)
+{
+    uint8_t *t = p->table;
+    memset(t, 0, 0x80 + 16 * NPRD);
+    uint8_t *fis = t;                      /* Register H2D FIS */
+    fis[0] = 0x27;
+    fis[1] = 0x80;                         /* command, not control */
+    fis[2] = cmd;
+    fis[4] = (uint8_t)lba; fis[5] = (uint8_t)(lba >> 8); fis[6] = (uint8_t)(lba >> 16);
+    fis[7] = 0x40;                         /* LBA mode */
+    fis[8] = (uint8_t)(lba >> 24); fis[9] = (uint8_t)(lba >> 32); fis[10] = (uint8_t)(lba >> 40);
+    fis[12] = (uint8_t)sectors; fis[13] = (uint8_t)(sectors >> 8);
+    uint32_t nprd = 0;
+    for (uint32_t off = 0; off < bytes; off += PRD_BYTES, nprd++) {
+        uint32_t *prd = (uint32_t *)(t + 0x80 + 16 * nprd);
+        uint64_t a = (uint64_t)buf + off;
+        uint32_t n = bytes - off < PRD_BYTES ? bytes - off : PRD_BYTES;
+        prd[0] = (uint32_t)a;
+        prd[1] = (uint32_t)(a >> 32);
+        prd[3] = n - 1;                    /* byte count - 1 */
+    }
+    uint32_t *h = p->cmd_list;
+    h[0] = 5 | (nprd << 16);               /* CFL = 5 dwords, read, PRDTL */
+    h[1] = 0;
+    h[2] = (uint32_t)(uint64_t)t;
+    h[3] = (uint32_t)((uint64_t)t >> 32);
+    wr(p, PX_IS, 0xFFFFFFFFu);
+    if (wait_reg(p, PX_TFD, 0x88, 0, 1000) != 0)   /* BSY, DRQ clear */
+        return BLK_EIO;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    wr(p, PX_CI, 1);
+    uint64_t end = rdtsc() + cpu.tsc_hz * 30;
+    while (rd(p, PX_CI) & 1) {
+        if ((rd(p, PX_IS) & IS_TFES) || rdtsc() > end)
+            return BLK_EIO;
+        cpu_relax();
+    }
+    if ((rd(p, PX_IS) & IS_TFES) || (rd(p, PX_TFD) & 1))
+        return BLK_EIO;
+    return 0;
+}
+
+static int ahci_read(struct blkdev *b, uint64_t lba, void *buf, uint64_t bytes)
+{
+    struct ahci_port *p = b->priv;
+    if (bytes % 512)
+        return BLK_EARG;
+    if (lba > b->sectors || bytes / 512 > b->sectors - lba)
+        return BLK_ERANGE;
+    for (uint64_t done = 0; done < bytes;) {
+        uint32_t n = bytes - done < MAX_SECTORS * 512u ? (uint32_t)(bytes - done) : MAX_SECTORS * 512u;
+        int err = command(p, ATA_READ_DMA_EXT, lba + done / 512, n / 512, (uint8_t *)buf + done, n);
+        if (err)
+            return err;
+        done += n;
+    }
+    return 0;
+}
+
+/* Stop the port, give it our command list and FIS area, start it. */
+static int port_start(struct ahci_port *p)
+{
+    wr(p, PX_CMD, rd(p, PX_CMD) & ~(CMD_ST | CMD_FRE));
+    if (wait_reg(p, PX_CMD, CMD_CR | CMD_FR, 0, 500) != 0)
+        return -1;
+    uint64_t mem = phys_alloc(&kphys, 3 * 4096 + 16 * NPRD, 4096);
+    if (!mem)
+        return -1;
+    memset((void *)mem, 0, 3 * 4096);
+    p->cmd_list = (uint32_t *)mem;          /* 1 KiB, 1 KiB aligned */
+    uint64_t fis = mem + 4096;               /* 256 B, 256 B aligned */
+    p->table = (uint8_t *)(mem + 8192);      /* 128 B aligned */
+    wr(p, PX_CLB, (uint32_t)mem);
+    wr(p, PX_CLBU, (uint32_t)(mem >> 32));
+    wr(p, PX_FB, (uint32_t)fis);
+    wr(p, PX_FBU, (uint32_t)(fis >> 32));
+    wr(p, PX_SERR, 0xFFFFFFFFu);
+    wr(p, PX_IS, 0xFFFFFFFFu);
+    wr(p, PX_CMD, rd(p, PX_CMD) | CMD_FRE);
+    wr(p, PX_CMD, rd(p, PX_CMD) | CMD_ST);
+    return 0;
+}
+
+static int probe(const struct pci_dev *d, void *ctx)
+{
+    (void)ctx;
+    if (d->class_code != 0x01 || d->subclass != 0x06 || d->prog_if != 0x01)
+        return 0;
+    int is_io;
+    uint64_t bar = pci_bar(d, 5, &is_io);
+    if (is_io || !bar)
+        return 0;
+    pci_enable(d);
+    volatile uint8_t *abar = (volatile uint8_t *)bar;
+    *(volatile uint32_t *)(abar + HBA_GHC) |= GHC_AE;
+    uint32_t pi = *(volatile uint32_t *)(abar + HBA_PI);
+    for (unsigned i = 0; i < 32 && nports < 8; i++) {
+        if (!(pi & (1u << i)))
+            continue;
+        struct ahci_port *p = &ports[nports];
+        p->abar = abar;
+        p->port = i;
+        if ((rd(p, PX_SSTS) & 0xF) != 3 || rd(p, PX_SIG) != SIG_ATA)
+            continue;   /* no device, or not a disk (ATAPI, port multiplier) */
+        static uint16_t id[256] __attribute__((aligned(512)));
+        if (port_start(p) != 0 || command(p, ATA_IDENTIFY, 0, 0, id, 512) != 0) {
+            kprintf("ahci %02x:%02x.%x port %u: disk does not answer\n", d->bus, d->dev, d->fn, i);
+            continue;
+        }
+        uint64_t sectors = (uint64_t)id[100] | (uint64_t)id[101] << 16 | (uint64_t)id[102] << 32 |
+                           (uint64_t)id[103] << 48;
+        if (!(id[83] & (1u << 10)))
+            sectors = (uint64_t)id[60] | (uint64_t)id[61] << 16;   /* LBA28 only */
+        snprintf(p->name, sizeof p->name, "ahci %02x:%02x.%x port %u", d->bus, d->dev, d->fn, i);
+        p->blk = (struct blkdev){ .name = p->name, .sectors = sectors, .read = ahci_read, .priv = p };
+        blk_register(&p->blk);
+        nports++;
+    }
+    return 0;
+}
+
+void ahci_probe(void)
+{
+    pci_scan(probe, NULL);
+}

@@ -1,0 +1,18 @@
+/* blk.h - disks as the kernel reads them: virtio-blk (QEMU) and AHCI SATA
+ * (bare metal, and QEMU q35), polled, into identity-mapped memory; the
+ * disk interface itself is plat/plat.h's struct blkdev. */
+#ifndef FLUID_BLK_H
+#define FLUID_BLK_H
+#include <stdint.h>
+#include "plat/plat.h"   /* struct blkdev, BLK_E* */
+
+/* Find the disk whose LBA 1 holds the image header stage 2 booted from
+ * (probing the drivers on first use).  Returns NULL (after printing why)
+ * when there is none. */
+struct blkdev *blk_find_boot_disk(void);
+
+/* For drivers: add a disk found while probing. */
+void blk_register(struct blkdev *d);
+void virtio_blk_probe(void);   /* dev/virtio_blk.c */
+void ahci_probe(void);         /* dev/ahci.c */
+#endif

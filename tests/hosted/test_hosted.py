@@ -1,0 +1,202 @@
+"""The hosted target as a user meets it (issue 8): build/fluid-hosted boots
+the very image `make run` boots, maps module code read+execute only after
+copying it (W^X), ends with the statuses QEMU's isa-debug-exit gives in
+test mode, refuses bad images with one message and a non-zero exit, and
+drives a real terminal in raw mode (pty)."""
+import os
+import pty
+import re
+import select
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, build_image
+from fluidvm import HOSTED, FluidHosted
+
+EXIT_CLEAN, EXIT_FAILURE, EXIT_USAGE = 1, 3, 2
+
+
+def run_hosted(args, stdin=b"", timeout=60):
+    p = subprocess.run([HOSTED, *map(str, args)], input=stdin, capture_output=True, timeout=timeout)
+    return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def tiny_image(tmp_path_factory, gen_model):
+    return build_image(tmp_path_factory.mktemp("h") / "tiny.img", gen_model("tiny", "Q8_0"))
+
+
+def test_module_code_is_never_writable_and_executable(tiny_image):
+    vm = FluidHosted(tiny_image)
+    try:
+        maps = open(f"/proc/{vm.proc.pid}/maps").read().splitlines()
+        perms = [l.split()[1] for l in maps]
+        assert not [l for l in maps if l.split()[1].startswith("rwx")], "\n".join(maps)
+        # The 13 baseline modules: anonymous read+execute mappings, each
+        # followed by its read+write data page(s).
+        anon_rx = [l for l in maps if l.split()[1] == "r-xp" and len(l.split()) == 5]
+        assert len(anon_rx) >= 13, "\n".join(maps)
+        assert "r-xp" in perms and "rw-p" in perms
+        assert "generated: 4 tokens" in vm.cmd("gen -n 4 --temp 0 Hi")   # and the sealed code runs
+    finally:
+        vm.close()
+
+
+def test_poweroff_and_end_of_input_exit_statuses(tiny_image):
+    # Test mode: poweroff is status 1, as isa-debug-exit reports it.
+    rc, out = run_hosted(["--test", tiny_image], b"poweroff\r")
+    assert rc == EXIT_CLEAN and "powering off" in out
+    # A user's session: poweroff, Ctrl-D on an empty line and end of input
+    # all exit 0.
+    assert run_hosted([tiny_image], b"poweroff\r")[0] == 0
+    assert run_hosted([tiny_image], b"\x04")[0] == 0
+    rc, out = run_hosted([tiny_image], b"tokenize Hello world!\r")
+    assert rc == 0 and "[1, 15043, 3186, 29991]" in out   # llama-tokenizer-js's ids for it
+
+
+def test_usage_errors():
+    rc, out = run_hosted([])
+    assert rc == EXIT_USAGE and "usage: fluid-hosted" in out
+    rc, out = run_hosted(["--threads", "0", "x.img"])
+    assert rc == EXIT_USAGE and "--threads takes" in out
+    rc, out = run_hosted(["--mem", "lots", "x.img"])
+    assert rc == EXIT_USAGE and "--mem takes" in out
+
+
+def flip(path, offset, mask=0x01):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ mask]))
+
+
+def region(img, name):
+    out = subprocess.run([str(BUILD / "tools" / "mkimage"), "--info", str(img)], capture_output=True, text=True,
+                         check=True).stdout
+    f = [l for l in out.splitlines() if l.startswith(name)][0].split()
+    return int(f[2]), int(f[4])   # lba, bytes
+
+
+@pytest.mark.parametrize("case", ["missing", "not_an_image", "header", "kernel", "modules", "truncated"])
+def test_bad_images_end_in_one_message(case, tiny_image, tmp_path):
+    img = tmp_path / "bad.img"
+    if case != "missing":
+        img.write_bytes(tiny_image.read_bytes())
+    want = {
+        "missing": "cannot open the image",
+        "not_an_image": "not a Fluid image",
+        "header": "image header checksum mismatch",
+        "kernel": "kernel region checksum mismatch",
+        "modules": "modules region checksum mismatch",
+        "truncated": "truncated: the modules region ends at byte",
+    }[case]
+    if case == "not_an_image":
+        flip(img, 512)                         # the magic's first byte
+    elif case == "header":
+        flip(img, 512 + 40)                    # a region field
+    elif case in ("kernel", "modules"):
+        lba, n = region(tiny_image, case)
+        flip(img, lba * 512 + n // 2)
+    elif case == "truncated":
+        lba, n = region(tiny_image, "modules")
+        os.truncate(img, lba * 512 + n // 2)
+    t0 = time.monotonic()
+    rc, out = run_hosted(["--test", img], b"info\r", timeout=30)
+    assert rc == EXIT_FAILURE, out
+    assert want in out, out
+    assert "fluid>" not in out
+    assert time.monotonic() - t0 < 20
+
+
+def test_bad_model_exits_unless_told_to_stay(tmp_path, tiny_image):
+    img = tmp_path / "m.img"
+    img.write_bytes(tiny_image.read_bytes())
+    lba, n = region(tiny_image, "model")
+    flip(img, lba * 512 + n - 10, 0x40)
+    rc, out = run_hosted([img], b"info\r")
+    assert rc == EXIT_FAILURE
+    assert "model region checksum mismatch" in out and "no usable model, exiting" in out
+    rc, out = run_hosted(["--stay", img], b"gen hello\r")
+    assert rc == 0 and "no model is loaded" in out
+
+
+def test_typing_ahead_during_a_generation_is_kept(tiny_image):
+    vm = FluidHosted(tiny_image)
+    try:
+        vm.send("gen -n 24 --temp 0 Once upon a time\rtokenize Hello world!\r")
+        out = vm.wait_for("[1, 15043, 3186, 29991]", timeout=60)
+        assert "generated: 24 tokens" in out or "end of text" in out
+    finally:
+        vm.close()
+
+
+def test_ctrl_c_stops_a_generation(tiny_image):
+    vm = FluidHosted(tiny_image)
+    try:
+        vm.send("gen -n 2000 --temp 0 Once upon a time\r")
+        vm.wait_for("Once upon a time", timeout=30)
+        time.sleep(0.2)
+        vm.send("\x03")
+        out = vm.wait_for("fluid> ", timeout=60)
+        assert "[stopped]" in out
+        assert "generated: 2000 tokens" not in out
+    finally:
+        vm.close()
+
+
+def test_terminal_in_raw_mode(tiny_image):
+    """On a real terminal: keys arrive one by one (raw mode), the line editor
+    echoes them, Ctrl-C at the prompt cancels the line, Ctrl-D exits 0 and
+    the terminal's settings are restored."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(HOSTED, [HOSTED, str(tiny_image)])
+    buf = b""
+
+    def read_until(needle, timeout=30):
+        nonlocal buf
+        end = time.monotonic() + timeout
+        while needle not in buf:
+            r, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+            if not r:
+                raise AssertionError(f"timed out waiting for {needle!r}; got {buf[-2000:]!r}")
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+        return buf
+
+    try:
+        read_until(b"fluid> ")
+        os.write(fd, b"tokenize Hello world!\r")
+        read_until(b"[1, 15043, 3186, 29991]")
+        os.write(fd, b"half a line\x03")
+        read_until(b"^C")
+        os.write(fd, b"\x04")
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+    # Echo came from the line editor, not the tty (raw mode turns ECHO off):
+    # the typed line appears once.
+    assert buf.count(b"tokenize Hello world!") == 1
+
+
+def test_core_libc_calls_bind_to_llvm_libc():
+    """The same bits as the unikernel need the same libm and printf: the
+    hosted link puts llvm-libc before glibc, so every libc function the
+    core calls is llvm-libc's, linked into the binary (nm: T), and only
+    the platform's own calls (threads, terminal, files) go to glibc."""
+    out = subprocess.run(["nm", HOSTED], capture_output=True, text=True, check=True).stdout
+    defined = {l.split()[-1] for l in out.splitlines() if re.match(r"^[0-9a-f]+ T ", l)}
+    for fn in ("expf", "sinf", "cosf", "powf", "sqrtf", "snprintf", "vsnprintf", "strtof", "strtol", "qsort",
+               "memcpy"):
+        assert fn in defined, f"{fn} is not llvm-libc's (linked from glibc?)"
