@@ -200,3 +200,45 @@ def test_core_libc_calls_bind_to_llvm_libc():
     for fn in ("expf", "sinf", "cosf", "powf", "sqrtf", "snprintf", "vsnprintf", "strtof", "strtol", "qsort",
                "memcpy"):
         assert fn in defined, f"{fn} is not llvm-libc's (linked from glibc?)"
+
+
+@pytest.fixture(scope="module")
+def mini_image(tmp_path_factory, gen_model):
+    return build_image(tmp_path_factory.mktemp("hm") / "mini.img", gen_model("mini", "Q4_0"))
+
+
+@pytest.mark.parametrize("command", ["eval", "bench", "gen"])
+def test_ctrl_c_stops_prefill_eval_and_bench(mini_image, command):
+    """The session polls between forward passes, so Ctrl-C ends a long
+    prefill (gen's prompt, eval's tokens) and a benchmark too, and the
+    prompt answers again at once."""
+    ids = " ".join(str(300 + 7 * i) for i in range(500))
+    line = {"eval": f"eval --top 1 1 {ids}", "bench": "bench -p 500 -n 500 -r 20",
+            "gen": "gen -n 4 " + "once upon a time " * 120}[command]
+    vm = FluidHosted(mini_image)
+    try:
+        vm.send(line + "\r")
+        vm.wait_for(line[-30:] + "\n", timeout=30)      # the line editor's echo is done
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        vm.send("\x03")
+        out = vm.wait_for("fluid> ", timeout=60)
+        assert "[stopped]" in out, out[-500:]
+        assert time.monotonic() - t0 < 10
+        if command == "eval":
+            assert out.count('{"pos"') < 500
+        assert "[1, 15043, 3186, 29991]" in vm.cmd("tokenize Hello world!")
+    finally:
+        vm.close()
+
+
+def test_eval_takes_a_whole_context_of_ids(mini_image):
+    """Words past the 64th were once glued into the last one; now a line
+    holds as many words as it has room for."""
+    vm = FluidHosted(mini_image)
+    try:
+        ids = [1] + [300 + 7 * i for i in range(199)]
+        out = vm.cmd("eval --top 1 " + " ".join(map(str, ids)), timeout=120)
+        assert out.count('{"pos"') == 200, out[-300:]
+    finally:
+        vm.close()

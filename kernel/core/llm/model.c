@@ -12,7 +12,6 @@
 #define TWO_MiB (2ull << 20)
 #define ARENA_BYTES (8 * MiB)
 #define READ_CHUNK (64 * MiB)
-#define CTX_MAX 2048
 
 struct fluid_model model;
 
@@ -128,7 +127,7 @@ static int parse(uint8_t *arena_mem)
 static int setup_engine(void)
 {
     const struct llama_hparams *hp = &model.m.hp;
-    int n_ctx = hp->n_ctx_train < CTX_MAX ? (int)hp->n_ctx_train : CTX_MAX;
+    int n_ctx = hp->n_ctx_train < FLUID_CTX_MAX ? (int)hp->n_ctx_train : FLUID_CTX_MAX;
     uint64_t need = engine_mem_bytes(hp, n_ctx);
     void *mem = plat_alloc(need, TWO_MiB);
     if (!mem) {
@@ -146,6 +145,10 @@ static int setup_engine(void)
         return -1;
     }
     model.mem_bytes += need;
+    if (session_init(&model.sess, &model.eng, &model.tok) != SESS_OK) {
+        fail("%s", "no memory for the sampler's candidates");
+        return -1;
+    }
     return 0;
 }
 

@@ -12,7 +12,12 @@
 #include "llm/engine.h"
 #include "llm/gguf.h"
 #include "llm/llama_model.h"
+#include "llm/session.h"
 #include "llm/tokenizer.h"
+
+/* The longest context any front end uses (tokens); the engine's n_ctx is
+ * the model's trained context, capped at this. */
+#define FLUID_CTX_MAX 2048
 
 struct fluid_model {
     int loaded;
@@ -23,6 +28,7 @@ struct fluid_model {
     struct llama_model m;
     struct tok_vocab tok;
     struct engine eng;
+    struct session sess;       /* the prompt's conversation (llm/session.h) */
     uint64_t read_us, check_us; /* disk read; CRC + parse + validation */
     uint64_t mem_bytes;        /* file + engine + tables */
     char error[320];

@@ -13,6 +13,7 @@
 #include "lib/kprintf.h"
 #include "llm/model.h"
 #include "plat/plat.h"
+#include "shell/line.h"
 #include "shell/shell.h"
 
 #define BENCH_MAX_REPS 20
@@ -29,27 +30,35 @@ static void make_tokens(int n, uint32_t n_vocab)
 
 static double seconds(uint64_t ticks) { return (double)tsc_to_us(ticks) / 1e6; }
 
-/* Prefill of n tokens from an empty context, in engine batches. */
-static double run_pp(int n)
+static int ctrl_c(void *ctx)
 {
-    struct engine *e = &model.eng;
-    engine_reset(e);
-    uint64_t t0 = rdtsc();
-    for (int i = 0; i < n; i += ENGINE_BATCH) {
-        int b = n - i < ENGINE_BATCH ? n - i : ENGINE_BATCH;
-        engine_forward(e, bench_toks + i, b, 0);
-    }
-    return n / seconds(rdtsc() - t0);
+    (void)ctx;
+    return line_interrupted();
 }
 
-/* n single-token decode steps from an empty context. */
+/* Prefill of n tokens from an empty context (session batches); tok/s, or
+ * -1 when Ctrl-C stopped it. */
+static double run_pp(int n)
+{
+    struct session *s = &model.sess;
+    session_reset(s);
+    s->poll = ctrl_c;
+    if (session_prefill(s, bench_toks, n, NULL, NULL) != SESS_OK)
+        return -1;
+    return n / seconds(s->st.prefill_ticks);
+}
+
+/* n single-token decode steps from an empty context; tok/s, or -1 when
+ * Ctrl-C stopped it. */
 static double run_tg(int n)
 {
-    struct engine *e = &model.eng;
-    engine_reset(e);
+    struct session *s = &model.sess;
+    session_reset(s);
     uint64_t t0 = rdtsc();
-    for (int i = 0; i < n; i++)
-        engine_forward(e, bench_toks + i, 1, 0);
+    for (int i = 0; i < n; i++) {
+        if (session_decode(s, bench_toks[i]) != SESS_OK || (i % 8 == 7 && line_interrupted()))
+            return -1;
+    }
     return n / seconds(rdtsc() - t0);
 }
 
@@ -81,6 +90,13 @@ static double read_bandwidth(const uint8_t *p, uint64_t bytes)
     return best;
 }
 
+static int stopped(void)
+{
+    session_reset(&model.sess);
+    kprintf("[stopped]\n");
+    return 1;
+}
+
 static int cmd_bench(int argc, char **argv, const char *line)
 {
     (void)line;
@@ -105,20 +121,22 @@ static int cmd_bench(int argc, char **argv, const char *line)
     if (pp > 0) {
         run_pp((int)(pp < 8 ? pp : 8));   /* warm-up */
         for (int r = 0; r < reps; r++)
-            v[r] = run_pp((int)pp);
+            if ((v[r] = run_pp((int)pp)) < 0)
+                return stopped();
         stats(v, (int)reps, &mean, &sd);
         kprintf("| %s | %.2f GiB | %d | pp%ld | %.2f +- %.2f |\n", model.name, model.size / 1073741824.0,
                 plat_cpus_online(), pp, mean, sd);
     }
     if (tg > 0) {
         for (int r = 0; r < reps; r++)
-            v[r] = run_tg((int)tg);
+            if ((v[r] = run_tg((int)tg)) < 0)
+                return stopped();
         stats(v, (int)reps, &mean, &sd);
         tg_mean = mean;
         kprintf("| %s | %.2f GiB | %d | tg%ld | %.2f +- %.2f |\n", model.name, model.size / 1073741824.0,
                 plat_cpus_online(), tg, mean, sd);
     }
-    engine_reset(e);
+    session_reset(&model.sess);
     double bw = read_bandwidth(model.file, model.size < (1ull << 30) ? model.size & ~63ull : 1ull << 30);
     double weights = (double)llama_weights_bytes(&model.m.w);
     kprintf("memory read bandwidth %.2f GB/s (1 core); decode moves %.2f GB/s of weights (%.0f%% of it)\n",

@@ -18,7 +18,7 @@
 #include "shell/line.h"
 #include "shell/shell.h"
 
-#define MAX_TOKENS 2048
+#define MAX_TOKENS FLUID_CTX_MAX
 #define EVAL_MAX_TOP 64
 
 static struct {
@@ -28,7 +28,6 @@ static struct {
 } cfg = { 64, { 0.8f, 40, 0.95f, 1 }, 0 };
 
 static int32_t toks[MAX_TOKENS];
-static struct sample_cand cand_buf[1u << 17];
 static char text_buf[LINE_MAX_BYTES + 1];
 
 /* Decode \n \t \\ \xHH in `in` into `out`; returns the length, or -1 after
@@ -90,69 +89,46 @@ static int encode(const char *text, size_t len, unsigned flags, int cap)
     return (int)n;
 }
 
-/* Feed toks[0..n) after what the context holds; logits of the last token
- * end in the engine's last row used.  Returns 0, or -1 after an error. */
-static int feed(const int32_t *t, int n, int *last_row)
+/* The session's poll: Ctrl-C typed since the last look (shell/line.h). */
+static int ctrl_c(void *ctx)
 {
-    struct engine *e = &model.eng;
-    if (e->n_past + n > e->n_ctx) {
-        kprintf("\nerror: context full: %d tokens in use, %d more do not fit in %d\n", e->n_past, n, e->n_ctx);
-        return -1;
-    }
-    for (int i = 0; i < n; i += ENGINE_BATCH) {
-        int b = n - i < ENGINE_BATCH ? n - i : ENGINE_BATCH;
-        if (engine_forward(e, t + i, b, 0) != 0) {
-            kprintf("\nerror: token id out of range\n");
-            return -1;
-        }
-        *last_row = b - 1;
-    }
-    return 0;
+    (void)ctx;
+    return line_interrupted();
 }
 
-static int stop_requested(void)
+/* Feed toks[0..n) into the prompt's session; 0, or -1 after an error
+ * message (" [stopped]" after Ctrl-C). */
+static int feed(const int32_t *t, int n, void (*row)(void *, int, const float *), void *ctx)
 {
-    return line_interrupted();   /* Ctrl-C */
+    struct session *ss = &model.sess;
+    ss->poll = ctrl_c;
+    int rc = session_prefill(ss, t, n, row, ctx);
+    if (rc == SESS_CONTEXT_FULL)
+        kprintf("\nerror: context full: %d tokens in use, %d more do not fit in %d\n", session_used(ss), n,
+                model.eng.n_ctx);
+    else if (rc == SESS_BAD_TOKEN)
+        kprintf("\nerror: token id out of range\n");
+    else if (rc == SESS_CANCELLED)
+        kprintf(" [stopped]\n");
+    return rc == SESS_OK ? 0 : -1;
 }
 
-/* Sample and print up to n_predict tokens after the fed context.  Returns
- * the number generated; *hit_eos tells whether EOS ended it. */
-static int generate(int last_row, int n_predict, uint64_t *decode_ticks, int *hit_eos)
+static void emit(void *ctx, const char *text, size_t n)
 {
-    struct engine *e = &model.eng;
-    struct tok_decoder dec;
-    tok_decoder_init(&dec, &model.tok, 0);
-    char out[256];
-    size_t nout;
-    int n = 0;
-    *hit_eos = 0;
-    uint64_t t0 = rdtsc();
-    while (n < n_predict) {
-        const float *logits = e->logits + (size_t)last_row * e->hp.n_vocab;
-        int32_t id = sampler_pick(&cfg.s, logits, (int)e->hp.n_vocab, cand_buf);
-        if ((uint32_t)id == e->hp.eos_id) {
-            *hit_eos = 1;
-            break;
-        }
-        n++;
-        if (tok_decoder_push(&dec, id, out, sizeof out, &nout) == 0)
-            kwrite(out, nout);
-        if (e->n_past >= e->n_ctx) {
-            kprintf("\n[context full: %d tokens; generation stopped]", e->n_ctx);
-            break;
-        }
-        if (engine_forward(e, &id, 1, 0) != 0)
-            break;
-        last_row = 0;
-        if (stop_requested()) {
-            kprintf(" [stopped]");
-            break;
-        }
-    }
-    if (tok_decoder_flush(&dec, out, sizeof out, &nout) == 0)
-        kwrite(out, nout);
-    *decode_ticks = rdtsc() - t0;
-    return n;
+    (void)ctx;
+    kwrite(text, n);
+}
+
+/* Sample and print up to n_predict tokens after the fed context. */
+static void generate(int n_predict)
+{
+    struct session *ss = &model.sess;
+    ss->poll = ctrl_c;
+    session_generate(ss, n_predict, emit, NULL);
+    if (ss->st.stop == STOP_CONTEXT_FULL)
+        kprintf("\n[context full: %d tokens; generation stopped]", model.eng.n_ctx);
+    else if (ss->st.stop == STOP_CANCELLED)
+        kprintf(" [stopped]");
 }
 
 static double per_sec(int n, uint64_t ticks)
@@ -162,17 +138,20 @@ static double per_sec(int n, uint64_t ticks)
 }
 
 /* The closing line of gen and chat turns, like llama.cpp's timings. */
-static void print_run_stats(int n_prompt, uint64_t prefill_ticks, int n_gen, uint64_t decode_ticks, int eos)
+static void print_run_stats(void)
 {
-    kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s%s]\n", n_prompt,
-            per_sec(n_prompt, prefill_ticks), n_gen, per_sec(n_gen, decode_ticks),
-            eos ? " | end of text" : "");
+    const struct session_stats *st = &model.sess.st;
+    kprintf("\n[prompt: %d tokens, %.2f tok/s | generated: %d tokens, %.2f tok/s%s]\n", st->n_prompt,
+            per_sec(st->n_prompt, st->prefill_ticks), st->n_gen, per_sec(st->n_gen, st->decode_ticks),
+            st->stop == STOP_EOS ? " | end of text" : "");
 }
 
+/* The session's sampler for this run: the settings of `set` and of this
+ * command's options, a new seed unless one is set. */
 static void start_run(void)
 {
-    uint64_t seed = cfg.seed ? cfg.seed : (rdtsc() | 1);
-    sampler_seed(&cfg.s, seed);
+    model.sess.s = cfg.s;
+    sampler_seed(&model.sess.s, cfg.seed ? cfg.seed : (rdtsc() | 1));
 }
 
 /* Options shared by gen: returns the index of the first text word, or -1. */
@@ -230,20 +209,18 @@ static int cmd_gen(int argc, char **argv, const char *line)
     if (n < 0)
         goto out;
     start_run();
-    engine_reset(e);
+    session_reset(&model.sess);
     kwrite(text_buf, (size_t)len);
-    uint64_t t0 = rdtsc();
-    int last;
-    if (feed(toks, n, &last) != 0)
+    if (feed(toks, n, NULL, NULL) != 0)
         goto out;
-    uint64_t prefill = rdtsc() - t0, decode;
-    int eos, g = generate(last, n_predict, &decode, &eos);
+    generate(n_predict);
+    const struct session_stats *st = &model.sess.st;
     prof_work.runs++;                       /* the profile's workload */
-    prof_work.prompt_tokens += (uint64_t)n;
-    prof_work.generated_tokens += (uint64_t)g;
-    prof_work.prefill_cycles += prefill;
-    prof_work.decode_cycles += decode;
-    print_run_stats(n, prefill, g, decode, eos);
+    prof_work.prompt_tokens += (uint64_t)st->n_prompt;
+    prof_work.generated_tokens += (uint64_t)st->n_gen;
+    prof_work.prefill_cycles += st->prefill_ticks;
+    prof_work.decode_cycles += st->decode_ticks;
+    print_run_stats();
     rc = 0;
 out:
     cfg.s = saved;
@@ -271,6 +248,36 @@ static int cmd_tokenize(int argc, char **argv, const char *line)
         kprintf(i ? ", %d" : "%d", toks[i]);
     kprintf("]\n");
     return 0;
+}
+
+/* One JSON line of `eval`: the position, its `top` largest logits, and a
+ * CRC-32 of every logit of the row, bit for bit (so tests can prove that
+ * two targets, or core counts, computed the very same floats). */
+static void eval_row(void *ctx, int pos, const float *lg)
+{
+    long top = *(const long *)ctx;
+    uint32_t n_vocab = model.eng.hp.n_vocab;
+    int32_t best[EVAL_MAX_TOP];
+    int k = 0;
+    for (int32_t t = 0; t < (int32_t)n_vocab; t++) {   /* insertion into the top k */
+        int j;
+        if (k < top) {
+            j = k++;
+        } else {
+            if (!(lg[t] > lg[best[k - 1]]))
+                continue;
+            j = k - 1;
+        }
+        while (j > 0 && lg[t] > lg[best[j - 1]]) {
+            best[j] = best[j - 1];
+            j--;
+        }
+        best[j] = t;
+    }
+    kprintf("{\"pos\": %d, \"top\": [", pos);
+    for (int j = 0; j < k; j++)
+        kprintf("%s[%d, %.6f]", j ? ", " : "", best[j], (double)lg[best[j]]);
+    kprintf("], \"crc32\": \"%08x\"}\n", crc32_fast(0, lg, (size_t)n_vocab * sizeof *lg));
 }
 
 static int cmd_eval(int argc, char **argv, const char *line)
@@ -305,39 +312,8 @@ static int cmd_eval(int argc, char **argv, const char *line)
         kprintf("error: eval needs token ids: eval [--top K] <id> <id> ...\n");
         return 1;
     }
-    engine_reset(e);
-    for (int p = 0; p < n; p += ENGINE_BATCH) {
-        int b = n - p < ENGINE_BATCH ? n - p : ENGINE_BATCH;
-        engine_forward(e, toks + p, b, 1);
-        for (int r = 0; r < b; r++) {
-            const float *lg = e->logits + (size_t)r * e->hp.n_vocab;
-            int32_t best[EVAL_MAX_TOP];
-            int k = 0;
-            for (int32_t t = 0; t < (int32_t)e->hp.n_vocab; t++) {   /* insertion into the top k */
-                int j;
-                if (k < top) {
-                    j = k++;
-                } else {
-                    if (!(lg[t] > lg[best[k - 1]]))
-                        continue;
-                    j = k - 1;
-                }
-                while (j > 0 && lg[t] > lg[best[j - 1]]) {
-                    best[j] = best[j - 1];
-                    j--;
-                }
-                best[j] = t;
-            }
-            kprintf("{\"pos\": %d, \"top\": [", p + r);
-            for (int j = 0; j < k; j++)
-                kprintf("%s[%d, %.6f]", j ? ", " : "", best[j], (double)lg[best[j]]);
-            /* Every logit of the row, bit for bit: lets tests prove that two
-             * targets (or core counts) computed the very same floats. */
-            kprintf("], \"crc32\": \"%08x\"}\n",
-                    crc32_fast(0, lg, (size_t)e->hp.n_vocab * sizeof *lg));
-        }
-    }
-    return 0;
+    session_reset(&model.sess);
+    return feed(toks, n, eval_row, &top) == 0 ? 0 : 1;
 }
 
 static const char *const chat_system = "You are a helpful assistant.";
@@ -348,11 +324,9 @@ static int cmd_chat(int argc, char **argv, const char *line)
     if (model_require())
         return 1;
     static char msg[LINE_MAX_BYTES + 1], turn[LINE_MAX_BYTES + 256];
-    struct engine *e = &model.eng;
     kprintf("Chat with %s (Zephyr template). /reset starts over, /exit leaves.\n", model.name);
     start_run();
-    engine_reset(e);
-    int ended_with_eos = 0;
+    session_reset(&model.sess);
     for (;;) {
         int n = line_read("you> ", msg, sizeof msg);
         if (n == -2 || (n >= 0 && strcmp(msg, "/exit") == 0))
@@ -360,7 +334,7 @@ static int cmd_chat(int argc, char **argv, const char *line)
         if (n <= 0)
             continue;
         if (strcmp(msg, "/reset") == 0) {
-            engine_reset(e);
+            session_reset(&model.sess);
             kprintf("(conversation cleared)\n");
             continue;
         }
@@ -369,7 +343,7 @@ static int cmd_chat(int argc, char **argv, const char *line)
             continue;
         unsigned flags = TOK_ENC_SPECIAL;
         int m;
-        if (e->n_past == 0) {
+        if (session_used(&model.sess) == 0) {
             m = snprintf(turn, sizeof turn, "<|system|>\n%s</s>\n<|user|>\n%s</s>\n<|assistant|>\n",
                          chat_system, text_buf);
             flags |= TOK_ENC_BOS;
@@ -379,22 +353,19 @@ static int cmd_chat(int argc, char **argv, const char *line)
             m = snprintf(turn, sizeof turn, "</s>\n<|user|>\n%s</s>\n<|assistant|>\n", text_buf);
             flags |= TOK_ENC_NO_PREFIX;
         }
-        int nt = encode(turn, (size_t)m, flags, e->n_ctx - e->n_past);
+        int nt = encode(turn, (size_t)m, flags, session_room(&model.sess));
         if (nt < 0) {
             kprintf("(use /reset to start a new conversation)\n");
             continue;
         }
-        int last;
-        uint64_t t0 = rdtsc();
-        if (feed(toks, nt, &last) != 0) {
+        if (feed(toks, nt, NULL, NULL) != 0) {
             kprintf("(use /reset to start a new conversation)\n");
             continue;
         }
-        uint64_t prefill = rdtsc() - t0, decode;
         kprintf("assistant> ");
-        int room = e->n_ctx - e->n_past;
-        int g = generate(last, cfg.n_predict < room ? cfg.n_predict : room, &decode, &ended_with_eos);
-        print_run_stats(nt, prefill, g, decode, ended_with_eos);
+        int room = session_room(&model.sess);
+        generate(cfg.n_predict < room ? cfg.n_predict : room);
+        print_run_stats();
     }
 }
 

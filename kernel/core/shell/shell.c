@@ -51,6 +51,8 @@ int shell_parse_float(const char *s, float *out)
     return 0;
 }
 
+/* Split s into words in place; returns their count (SHELL_MAX_ARGS bounds
+ * it: a line of LINE_MAX_BYTES cannot hold more). */
 static int split(char *s, char **argv)
 {
     int argc = 0;
@@ -96,7 +98,7 @@ static const struct shell_cmd help_cmd = { "help", "", "list the commands", cmd_
 void shell_run(void)
 {
     static char line[LINE_MAX_BYTES + 1], work[LINE_MAX_BYTES + 1];
-    char *argv[SHELL_MAX_ARGS];
+    static char *argv[SHELL_MAX_ARGS];
     for (;;) {
         int n = line_read("fluid> ", line, sizeof line);
         if (n <= 0)

@@ -2,7 +2,11 @@
 #ifndef FLUID_SHELL_H
 #define FLUID_SHELL_H
 
-#define SHELL_MAX_ARGS 64
+#include "shell/line.h"
+
+/* Words on one line, at most: every word of the longest line (one byte and
+ * a separator each), so `eval` can take a whole context of token ids. */
+#define SHELL_MAX_ARGS (LINE_MAX_BYTES / 2 + 1)
 
 /* A command: argv[0] is its name; `line` is the whole raw line, for
  * commands that take free text (shell_rest()).  Returns 0 on success, or
