@@ -85,9 +85,41 @@ $(MB)/%.fmod: $(MB)/%.elf $(B)/tools/modpack
 	@$(B)/tools/modpack module -o $@ --elf $< --name $* --march x86-64 --opt 1 \
 	  --features "SSE SSE2" --compiler "$(CC_VERSION)" --baseline
 
-$(B)/modules.bin: $(MOD_NAMES:%=$(MB)/%.fmod) $(B)/tools/modpack
-	@echo "  MODPACK $@ ($(words $(MOD_NAMES)) modules)"
-	@$(B)/tools/modpack pack -o $@ $(MOD_NAMES:%=$(MB)/%.fmod)
+# Per-ISA builds of every module (-O2), after the baselines in the image's
+# module region: the kernel loads each one the CPU can run, in this order,
+# so the highest level it has wins (modules/module_abi.h FLUID_MOD_F_ISA);
+# the scalar baseline stays as the verified fallback.  The PGO loop then adds
+# what only a profile can (shape constants, -O levels) in the cache.
+# Directory name -> -march tag and clang flags.
+ISA_DIRS        := v2 v3 v4vnni
+ISA_TAG_v2      := x86-64-v2
+ISA_TAG_v3      := x86-64-v3
+ISA_TAG_v4vnni  := x86-64-v4+vnni
+ISA_FLAGS_v2    := -march=x86-64-v2
+ISA_FLAGS_v3    := -march=x86-64-v3
+ISA_FLAGS_v4vnni := -march=x86-64-v4 -mavx512vnni
+ISA_OPT         := 2
+define isa_rules
+$(B)/modules/$(1)/%.o: modules/%.c $(MOD_HDRS) Makefile | deps
+	@mkdir -p $$(dir $$@)
+	@echo "  MODCC   $$< ($(ISA_TAG_$(1)))"
+	@$$(CC) $$(MOD_CFLAGS) -O$(ISA_OPT) $(ISA_FLAGS_$(1)) -c $$< -o $$@
+
+$(B)/modules/$(1)/%.elf: $(B)/modules/$(1)/%.o $(MB)/modrt.o modules/module.ld
+	@$$(LD) $$(MOD_LDFLAGS) $$< $(MB)/modrt.o -o $$@
+
+$(B)/modules/$(1)/%.fmod: $(B)/modules/$(1)/%.elf $(B)/tools/modpack
+	@$(B)/tools/modpack module -o $$@ --elf $$< --name $$* --march $(ISA_TAG_$(1)) --opt $(ISA_OPT) \
+	  --features tag --compiler "$$(CC_VERSION)" --isa-variant
+
+.SECONDARY: $(MOD_NAMES:%=$(B)/modules/$(1)/%.o) $(MOD_NAMES:%=$(B)/modules/$(1)/%.elf)
+endef
+$(foreach d,$(ISA_DIRS),$(eval $(call isa_rules,$(d))))
+MOD_FILES := $(MOD_NAMES:%=$(MB)/%.fmod) $(foreach d,$(ISA_DIRS),$(MOD_NAMES:%=$(B)/modules/$(d)/%.fmod))
+
+$(B)/modules.bin: $(MOD_FILES) $(B)/tools/modpack
+	@echo "  MODPACK $@ ($(words $(MOD_NAMES)) modules: baseline + $(words $(ISA_DIRS)) ISA levels)"
+	@$(B)/tools/modpack pack -o $@ $(MOD_FILES)
 
 modules: $(B)/modules.bin
 .SECONDARY: $(MOD_NAMES:%=$(MB)/%.o) $(MOD_NAMES:%=$(MB)/%.elf) $(MB)/modrt.o
@@ -168,9 +200,11 @@ $(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/
 	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -o $@ $<
 
 $(B)/tools/modpack: tools/modpack.c kernel/core/lib/sha256.c kernel/core/lib/sha256.h modules/module_abi.h \
+    kernel/core/mod/modfmt.c kernel/core/mod/modfmt.h \
     kernel/include/fluid/cpufeat.h kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -Ikernel/core -Imodules -o $@ tools/modpack.c kernel/core/lib/sha256.c
+	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -Ikernel/core -Imodules -o $@ tools/modpack.c kernel/core/mod/modfmt.c \
+	  kernel/core/lib/sha256.c
 
 # ---- image ----
 IMAGE_DEPS := $(B)/tools/mkimage $(B)/bootloader/stage1.bin $(B)/bootloader/stage2.bin $(B)/kernel.bin \

@@ -95,6 +95,8 @@ enum fluid_shape_id {
 /* Module flags. */
 #define FLUID_MOD_F_BASELINE 1u   /* built for the image's module region */
 #define FLUID_MOD_F_SHAPED 2u     /* built with shape constants */
+#define FLUID_MOD_F_ISA 4u        /* a per-ISA build in the image's module region: the
+                                     loader takes the best one the CPU can run */
 
 /* Entry: op id -> offset of its function inside the body. */
 struct fluid_mod_entry {

@@ -30,6 +30,7 @@
 #include <string.h>
 #include "fluid/crc32.h"
 #include "lib/sha256.h"
+#include "mod/modfmt.h"
 #include "module_abi.h"
 
 /* ---- ELF64 (System V gABI; only what is read here) ---- */
@@ -325,6 +326,10 @@ static int cmd_module(int argc, char **argv)
             h.flags |= FLUID_MOD_F_BASELINE;
             continue;
         }
+        if (!strcmp(k, "--isa-variant")) {
+            h.flags |= FLUID_MOD_F_ISA;
+            continue;
+        }
         if (i + 1 >= argc)
             die("option %s needs a value", k);
         const char *v = argv[++i];
@@ -374,6 +379,11 @@ static int cmd_module(int argc, char **argv)
     h.opt_level = (uint32_t)opt;
     char fbuf[512];
     snprintf(fbuf, sizeof fbuf, "%s", feats);
+    if (!strcmp(feats, "tag")) {           /* what the -march tag implies */
+        if (modfmt_tag_features(march, &h.features) != 0)
+            die("--features tag: '%s' is not a CPU tag (x86-64, x86-64-v2..v4, +vnni, +bf16)", march);
+        fbuf[0] = 0;
+    }
     for (char *t = strtok(fbuf, " ,"); t; t = strtok(NULL, " ,")) {
         uint64_t b = feature_bit(t);
         if (!b)

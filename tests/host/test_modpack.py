@@ -85,14 +85,25 @@ def test_sha256_matches_hashlib(harness, tmp_path):
         assert run(harness, "sha256", f).strip() == hashlib.sha256(data).hexdigest(), n
 
 
-def test_baseline_region_covers_every_op_once(harness):
+def test_module_region_covers_every_op_once_per_level(harness):
+    """The image's module region: the -O1 x86-64 baselines (SSE2 only: any
+    x86-64 CPU runs them), then per-ISA -O2 builds for x86-64-v2, -v3 and
+    -v4+vnni, each set covering every op exactly once, each module
+    requiring exactly what its tag implies."""
     data = (BUILD / "modules.bin").read_bytes()
-    off, seen, names = 0, [], []
+    off, seen, names = 0, {}, {}
     while off < len(data):
         m = pgo.parse_module(data, off)
-        assert m["march"] == "x86-64" and m["opt"] == 1, m["name"]
-        assert m["features"] == 0x3, "baseline modules may need SSE and SSE2 only"
-        assert m["flags"] & 1, "baseline flag"
+        if m["flags"] & 1:
+            level = "baseline"
+            assert m["march"] == "x86-64" and m["opt"] == 1, m["name"]
+            assert m["features"] == 0x3, "baseline modules may need SSE and SSE2 only"
+        else:
+            assert m["flags"] & 4, f"{m['name']}: neither baseline nor per-ISA build"
+            level = m["march"]
+            assert m["opt"] == 2
+            bits, _ = pgo.cpufeat()
+            assert m["features"] == sum(1 << bits[f] for f in pgo.tag_features(level)), (m["name"], level)
         assert m["abi"] == ABI_VERSION and m["header_bytes"] == 512
         # W^X: code below a page boundary, data and bss above it.
         assert m["text_bytes"] % 4096 == 0 and 0 < m["text_bytes"] <= m["body_bytes"]
@@ -103,14 +114,17 @@ def test_baseline_region_covers_every_op_once(harness):
         for i in range(n_entries):
             op, _, offset = struct.unpack_from("<HHI", h, 192 + 8 * i)
             assert offset < m["text_bytes"], "entry points lie in the read+execute part"
-            seen.append(OPS[op])
-        names.append(m["name"])
-        f = BUILD / "modules" / "base" / f"{m['name']}.fmod"
-        assert run(harness, "module", f).startswith(f"ok {m['name']}")
+            seen.setdefault(level, []).append(OPS[op])
+        names.setdefault(level, []).append(m["name"])
+        sub = "base" if level == "baseline" else {"x86-64-v2": "v2", "x86-64-v3": "v3", "x86-64-v4+vnni": "v4vnni"}[level]
+        f = BUILD / "modules" / sub / f"{m['name']}.fmod"
+        assert run(harness, "module", f, "0xffffffffffffffff").startswith(f"ok {m['name']}")
         off = (off + len(m["file"]) + 63) // 64 * 64
-    assert sorted(seen) == sorted(OPS), "every op exactly once"
+    assert list(seen) == ["baseline", "x86-64-v2", "x86-64-v3", "x86-64-v4+vnni"], "baselines first, levels rising"
     srcs = sorted(p.stem for p in (ROOT / "modules").glob("*.c") if p.stem != "modrt")
-    assert sorted(names) == srcs, "one module per source file"
+    for level, ops in seen.items():
+        assert sorted(ops) == sorted(OPS), f"{level}: every op exactly once"
+        assert sorted(names[level]) == srcs, f"{level}: one module per source file"
 
 
 def test_modpack_accepts_a_clean_module(tmp_path, mf, harness):

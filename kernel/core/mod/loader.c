@@ -42,7 +42,11 @@ int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t gene
         return -1;
     }
     *file_bytes = v.file_bytes;
+    if (v.h.flags & FLUID_MOD_F_ISA)
+        variant = "image";
     if (modfmt_check_features(&v.h, cpu.features, why, sizeof why) != 0) {
+        if (v.h.flags & FLUID_MOD_F_ISA)
+            return MOD_NOT_FOR_THIS_CPU;   /* a build for other CPUs: expected, not an error */
         mod_reject(what, why);
         return -1;
     }
@@ -111,6 +115,7 @@ int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t gene
 /* The module region the platform loaded and CRC-checked (pc: stage 2). */
 static void load_baseline(void)
 {
+    static char isa_tags[160];
     uint64_t bytes;
     const uint8_t *base = plat_modules_region(&bytes);
     if (!base) {
@@ -130,9 +135,17 @@ static void load_baseline(void)
         }
         uint32_t used;
         int n0 = mods.n_loaded;
-        if (mod_load_one(base + off, bytes - off, "baseline", 0, what, &used) == 0) {
+        int rc = mod_load_one(base + off, bytes - off, "baseline", 0, what, &used);
+        if (rc == 0 && (mods.loaded[n0].flags & FLUID_MOD_F_ISA)) {
+            mods.isa_loaded++;
+            if (!strstr(isa_tags, mods.loaded[n0].march) && strlen(isa_tags) + 50 < sizeof isa_tags)
+                snprintf(isa_tags + strlen(isa_tags), sizeof isa_tags - strlen(isa_tags), "%s%s",
+                         isa_tags[0] ? " " : "", mods.loaded[n0].march);
+        } else if (rc == 0) {
             mods.baseline_loaded++;
             ops += mods.loaded[n0].n_ops;
+        } else if (rc == MOD_NOT_FOR_THIS_CPU) {
+            mods.isa_skipped++;
         } else {
             mods.baseline_rejected++;
         }
@@ -145,6 +158,10 @@ static void load_baseline(void)
     }
     kprintf("modules: %d baseline modules loaded (%d ops), %d rejected\n", mods.baseline_loaded, ops,
             mods.baseline_rejected);
+    if (mods.isa_loaded || mods.isa_skipped)
+        kprintf("modules: %d per-ISA builds loaded (%s), %d left for other CPUs; each op runs the "
+                "highest this CPU (%s) allows\n", mods.isa_loaded, isa_tags[0] ? isa_tags : "none",
+                mods.isa_skipped, cpu.tag);
 }
 
 int mod_boot_load(void)

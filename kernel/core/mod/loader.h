@@ -19,6 +19,7 @@
 struct llama_hparams;
 
 #define MOD_MAX_LOADED 128
+#define MOD_NOT_FOR_THIS_CPU -2   /* mod_load_one(): a per-ISA build for other CPUs */
 #define MOD_MAX_REJECTS 48
 
 /* A module in memory, serving one or more ops. */
@@ -48,6 +49,7 @@ struct mod_reject {
 
 struct mod_state {
     int baseline_loaded, baseline_rejected;
+    int isa_loaded, isa_skipped;   /* per-ISA builds: loaded, built for other CPUs */
     int cache_loaded, cache_rejected;
     int n_loaded;
     struct mod_loaded loaded[MOD_MAX_LOADED];
@@ -70,7 +72,10 @@ int mod_boot_load(void);
  * has its features, copy its body to fresh memory, check the copy's
  * SHA-256, call its init with the kernel services and point its ops' table
  * slots at it.  `variant` is "baseline" or "cache", `what` names it in
- * messages.  Returns 0, or -1 after recording and printing the reason.
+ * messages ("image" replaces it for a per-ISA build, FLUID_MOD_F_ISA).
+ * Returns 0; MOD_NOT_FOR_THIS_CPU, silently, for a per-ISA build that
+ * needs features this CPU lacks; or -1 after recording and printing the
+ * reason.
  * *file_bytes gets the file's length when its header was readable (so a
  * caller walking a list can skip it), else 0.
  */
