@@ -1,6 +1,7 @@
 """Host-built unit tests of kernel code that needs no hardware: the E820
 allocator (kernel/plat/pc/mm/phys.c), the image header and CRC-32 (checked against
 Python's zlib), and the image tool's errors."""
+import random
 import subprocess
 import zlib
 import struct
@@ -24,9 +25,13 @@ def test_allocator(phys_test):
 
 def test_crc32_matches_zlib():
     exe = build("crc_test", ["tests/host/crc_test.c", "kernel/core/lib/crc32_fast.c"])
-    for data in (b"", b"a", b"123456789", bytes(range(256)) * 40, bytes(range(7, 250)) * 999):
-        out = subprocess.run([str(exe)], input=data, capture_output=True, check=True).stdout.split()
-        assert [int(x, 16) for x in out] == [zlib.crc32(data)] * 2
+    rnd = random.Random(5).randbytes(300000)
+    for data in (b"", b"a", b"123456789", bytes(range(256)) * 40, bytes(range(7, 250)) * 999, rnd):
+        for piece in (1000, 1, 63, 255, 256, 257, 319, 4096 + 17, 1 << 20):
+            if piece == 1 and len(data) > 20000:
+                continue
+            out = subprocess.run([str(exe), str(piece)], input=data, capture_output=True, check=True).stdout.split()
+            assert [int(x, 16) for x in out] == [zlib.crc32(data)] * 2, (len(data), piece)
 
 
 def test_image_header_layout_and_checksums(tmp_path):

@@ -120,7 +120,7 @@ def loop(tmp_path_factory):
     base = build_image(d / "base.img", model)
     baseline = Run(base)
     assert set(v["variant"] for v in baseline.variants.values()) == {first_variant(baseline.tag)}
-    assert "cache: no valid slot; baseline modules run" in baseline.log
+    assert "cache: no valid slot; the image's modules run" in baseline.log
     img = d / "pgo.img"
     shutil.copy(base, img)
     profiles, cache = d / "profiles", d / "cache"
@@ -293,7 +293,7 @@ def test_zeroed_or_garbage_cache_region(loop, fill):
     run = Run(img, evals=False)
     want = "empty: never written" if fill == "zeros" else "not a cache slot"
     assert f"cache: slot 0: {want}" in run.log and f"cache: slot 1: {want}" in run.log
-    assert "cache: no valid slot; baseline modules run" in run.log
+    assert "cache: no valid slot; the image's modules run" in run.log
     assert not run.cached_modules()
     assert run.text == loop["baseline"].text
 
@@ -313,7 +313,7 @@ def test_image_truncated_inside_the_cache_region(loop):
     assert re.search(r"cache: slot 0: incomplete \(interrupted write\): generation 1 ends past the end of the disk",
                      log)
     assert "cache: slot 1: unreadable: past the end of the disk" in log
-    assert "cache: no valid slot; baseline modules run" in log
+    assert "cache: no valid slot; the image's modules run" in log
     assert {v["variant"] for v in parse_variants(out).values()} == {first_variant(loop["baseline"].tag)}
     assert "model:" in log and "truncated" in log            # the model region is gone too
 

@@ -14,7 +14,7 @@ static uint8_t hdr_buf[2][512] __attribute__((aligned(4096)));
 static void region_error(const char *fmt, const char *a, unsigned long long x, unsigned long long y)
 {
     snprintf(cache_info.error, sizeof cache_info.error, fmt, a, x, y);
-    kprintf("cache: %s; baseline modules run\n", cache_info.error);
+    kprintf("cache: %s; the image's modules run\n", cache_info.error);
 }
 
 /* Distinct tags of the registry of a checked slot into out. */
@@ -198,7 +198,7 @@ void cache_boot_load(void)
                     si->why[0] ? ": " : "", si->why);
     }
     if (ci->active < 0) {
-        kprintf("cache: no valid slot; baseline modules run\n");
+        kprintf("cache: no valid slot; the image's modules run\n");
         plat_free(buf, FLUID_CACHE_SLOT_BYTES);
         return;
     }
@@ -206,7 +206,7 @@ void cache_boot_load(void)
     ci->generation = a->generation;
     snprintf(ci->model_id, sizeof ci->model_id, "%s", a->model_id);
     if (choose_tag(ci->slot[ci->active].tags, ci->tag) != 0) {
-        kprintf("cache: no cached modules usable by this CPU (tag %s); baseline modules run\n", cpu.tag);
+        kprintf("cache: no cached modules usable by this CPU (tag %s); the image's modules run\n", cpu.tag);
     } else {
         kprintf("cache: tag %s found%s, generation %llu (slot %d)\n", ci->tag,
                 strcmp(ci->tag, cpu.tag) ? " (this CPU's own tag has no cache)" : "",
@@ -243,7 +243,7 @@ void cache_print(void)
     }
     kprintf("this CPU:   tag %s\n", cpu.tag);
     if (ci->active < 0) {
-        kprintf("active:     none (baseline modules run)\n");
+        kprintf("active:     none (the image's modules run)\n");
         return;
     }
     kprintf("active:     slot %d, generation %llu, tag %s, built for model %s\n", ci->active,
