@@ -242,3 +242,17 @@ def test_eval_takes_a_whole_context_of_ids(mini_image):
         assert out.count('{"pos"') == 200, out[-300:]
     finally:
         vm.close()
+
+
+def test_numbers_are_decimal_and_seeds_not_negative(tiny_image):
+    """Shell numbers are decimal ("010" is ten: strtol base 0 made it
+    eight) and gen --seed takes what `set seed` takes: 0 or more."""
+    vm = FluidHosted(tiny_image)
+    try:
+        assert "n_predict 10\n" in vm.cmd("set n_predict 010") + vm.cmd("set").replace("\r", "")
+        assert "error: bad option or value: --seed -5" in vm.cmd("gen --seed -5 hello")
+        assert "error: bad key or value 'seed -5'" in vm.cmd("set seed -5")
+        assert "error" not in vm.cmd("gen -n 2 --seed 5 hello")
+        assert "error: bad option or value: -n 0x10" in vm.cmd("gen -n 0x10 hello")
+    finally:
+        vm.close()

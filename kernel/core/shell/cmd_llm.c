@@ -177,7 +177,7 @@ static int parse_gen_opts(int argc, char **argv, int *n_predict)
             cfg.s.top_k = (int)l;
         else if (strcmp(o, "--top-p") == 0 && shell_parse_float(v, &f) == 0 && f > 0 && f <= 1)
             cfg.s.top_p = f;
-        else if (strcmp(o, "--seed") == 0 && shell_parse_long(v, &l) == 0)
+        else if (strcmp(o, "--seed") == 0 && shell_parse_long(v, &l) == 0 && l >= 0)
             cfg.seed = (uint64_t)l;
         else {
             kprintf("error: bad option or value: %s %s (see 'help')\n", o, v);

@@ -33,7 +33,7 @@ int shell_parse_long(const char *s, long *out)
 {
     char *end;
     errno = 0;
-    long v = strtol(s, &end, 0);
+    long v = strtol(s, &end, 10);   /* decimal only: "010" is ten, not eight */
     if (!*s || *end || errno)
         return -1;
     *out = v;

@@ -29,7 +29,8 @@ extern const struct shell_cmd plat_commands[];   /* the platform's own (plat/pla
 /* Raw text of `line` after its first k words and one separating space
  * (k >= 1): free text keeps its own leading and trailing spaces. */
 const char *shell_rest(const char *line, int k);
-/* Parse a whole-string integer/float; 0 on success, -1 if malformed. */
+/* Parse a whole-string decimal integer / float; 0 on success, -1 if
+ * malformed or out of range. */
 int shell_parse_long(const char *s, long *out);
 int shell_parse_float(const char *s, float *out);
 

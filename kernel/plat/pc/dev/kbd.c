@@ -13,12 +13,15 @@ static int shift, ctrl, caps, extended;
 static char pending[4];
 static int npending, ipending;
 
-static void push_seq(char final)
+/* Queue the terminal escape sequence ESC [ <seq> for a navigation key, as
+ * a serial terminal sends it (the line editor reads both alike). */
+static void push_seq(const char *seq)
 {
     pending[0] = 0x1b;
     pending[1] = '[';
-    pending[2] = final;
-    npending = 3;
+    npending = 2;
+    while (*seq && npending < (int)sizeof pending)
+        pending[npending++] = *seq++;
     ipending = 0;
 }
 
@@ -38,15 +41,21 @@ int kbd_getc(void)
     sc &= 0x7F;
     if (extended) {
         extended = 0;
+        if (sc == 0x1D) {                  /* right Ctrl: its release counts too */
+            ctrl = !release;
+            return -1;
+        }
         if (release)
             return -1;
         switch (sc) {
-        case 0x48: push_seq('A'); break;   /* up */
-        case 0x50: push_seq('B'); break;   /* down */
-        case 0x4D: push_seq('C'); break;   /* right */
-        case 0x4B: push_seq('D'); break;   /* left */
+        case 0x48: push_seq("A"); break;   /* up */
+        case 0x50: push_seq("B"); break;   /* down */
+        case 0x4D: push_seq("C"); break;   /* right */
+        case 0x4B: push_seq("D"); break;   /* left */
+        case 0x47: push_seq("H"); break;   /* Home */
+        case 0x4F: push_seq("F"); break;   /* End */
+        case 0x53: push_seq("3~"); break;  /* Delete */
         case 0x1C: return '\r';            /* keypad enter */
-        case 0x1D: ctrl = 1; return -1;
         default: return -1;
         }
         return kbd_getc();
