@@ -741,6 +741,14 @@ simple("unsupported_type_bf16", "token_embd is BF16", "llama: tensor 'token_embd
 simple("norm_not_f32", "attn_norm is F16",
        "llama: tensor 'blk.0.attn_norm.weight': type F16 is not supported for a norm (must be F32)",
        lambda m: _set(m.tensor("blk.0.attn_norm.weight"), type=T["F16"]))
+simple("rope_scaling_linear", "llama.rope.scaling.type = linear",
+       "llama: RoPE scaling 'linear' (llama.rope.scaling.type) is not supported",
+       lambda m: m.set_kv("llama.rope.scaling.type", STRING, "linear"))
+simple("rope_scaling_factor", "llama.rope.scaling.factor = 4",
+       "llama: RoPE scaling factor 4 (llama.rope.scaling.factor) is not supported",
+       lambda m: m.set_kv("llama.rope.scaling.factor", F32, 4.0))
+simple("valid_rope_scaling_none", "llama.rope.scaling.type = none (no scaling: loads)", "OK",
+       lambda m: m.set_kv("llama.rope.scaling.type", STRING, "none"))
 
 # Cases that gguf_parse accepts (the failure, if any, is at model level):
 # the tests run these with --parse-only and expect success.
@@ -753,7 +761,7 @@ PARSE_OK = [n for n, (_, fn) in CASES.items()
     "scores_count_mismatch", "vocab_size_mismatch", "bad_byte_token", "byte_token_too_long",
     "bos_out_of_range", "missing_tensor", "missing_token_embd", "block_count_too_big",
     "wrong_shape", "wrong_shape_transposed", "wrong_n_dims", "unsupported_type",
-    "unsupported_type_bf16", "norm_not_f32"]
+    "unsupported_type_bf16", "norm_not_f32", "rope_scaling_linear", "rope_scaling_factor"]
 
 
 def build(name, preset="small"):

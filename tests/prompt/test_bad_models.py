@@ -17,7 +17,7 @@ GEN = ROOT / "tests" / "host" / "make_bad_gguf.py"
 CASES = ["trunc_header", "trunc_kv_array", "trunc_data", "bad_magic", "version_2",
          "huge_tensor_count", "huge_kv_count", "huge_array_count", "string_past_eof",
          "tokens_wrong_array_type", "dims_overflow", "offset_outside", "misaligned_offset",
-         "unsupported_type", "missing_tensor", "wrong_shape", "bad_byte_token"]
+         "unsupported_type", "missing_tensor", "wrong_shape", "bad_byte_token", "rope_scaling_linear"]
 
 
 def expect(case):

@@ -109,6 +109,27 @@ static int float_key(struct loader *L, const char *key, float dflt, float *out)
     return LLAMA_OK;
 }
 
+/* RoPE scaling (llama.cpp's llama.rope.scaling.type "linear" / "yarn" with
+ * .factor, or the older llama.rope.scale_linear) changes every position's
+ * rotation; the engine rotates unscaled, so such a model would run with
+ * wrong output.  Refuse it by name rather than run it wrong. */
+static int check_rope_scaling(struct loader *L)
+{
+    struct gguf_str s;
+    char shown[40];
+    if (gguf_get_str(L->f, "llama.rope.scaling.type", &s) == 0 && !(s.len == 4 && memcmp(s.ptr, "none", 4) == 0))
+        return lfail(L, LLAMA_E_HPARAM, "RoPE scaling '%s' (llama.rope.scaling.type) is not supported",
+                     gguf_printable(shown, sizeof shown, s.ptr, s.len));
+    static const char *const factors[] = { "llama.rope.scaling.factor", "llama.rope.scale_linear" };
+    for (int i = 0; i < 2; i++) {
+        float f;
+        const struct gguf_kv *kv = gguf_find_key(L->f, factors[i]);
+        if (kv && gguf_kv_f32(kv, &f) == 0 && f != 0.0f && f != 1.0f)
+            return lfail(L, LLAMA_E_HPARAM, "RoPE scaling factor %g (%s) is not supported", (double)f, factors[i]);
+    }
+    return LLAMA_OK;
+}
+
 static int read_hparams(struct loader *L)
 {
     struct llama_hparams *hp = &L->m->hp;
@@ -135,7 +156,7 @@ static int read_hparams(struct loader *L)
     if (hp->rope_dim != hp->head_dim || hp->rope_dim % 2 != 0)
         return lfail(L, LLAMA_E_HPARAM, "rope dimension count %u must equal the head size %u and be even",
                      hp->rope_dim, hp->head_dim);
-    return LLAMA_OK;
+    return check_rope_scaling(L);
 }
 
 /* ---- vocabulary ------------------------------------------------------------ */
