@@ -42,7 +42,7 @@ KCFLAGS = --target=x86_64-linux-gnu -std=c11 -ffreestanding -nostdinc \
   -fstack-protector-strong \
   -fno-omit-frame-pointer -O2 -g $(WARN) -MMD -MP
 # The pc platform's own sources also see kernel/plat/pc ("dev/...", "x86/...").
-PCFLAGS = $(KCFLAGS) -Ikernel/plat/pc
+PCFLAGS = $(KCFLAGS) -Ikernel/plat/pc -I$(GEN)
 # The hosted platform's sources are ordinary Linux C (glibc headers); they
 # see the core's headers but not llvm-libc's.
 HCFLAGS = -std=gnu11 -D_GNU_SOURCE -O2 -g -fno-pie -fno-omit-frame-pointer $(WARN) -MMD -MP \
@@ -132,7 +132,7 @@ modflags:
 	@echo "MOD_CFLAGS=$(MOD_CFLAGS)"
 	@echo "MOD_LDFLAGS=$(MOD_LDFLAGS)"
 
-.PHONY: all image run test deps clean help modules modflags hosted
+.PHONY: all image run test deps clean help modules modflags hosted layout
 all: image
 
 help:
@@ -141,6 +141,7 @@ help:
 	@echo "make hosted                                    build $(B)/fluid-hosted only"
 	@echo "make image [MODEL=...]                         build $(B)/fluid.img only"
 	@echo "make test                                      run the whole test suite"
+	@echo "make layout                                    $(B)/gen/fluid_layout.{h,ld,py} from the C headers"
 	@echo "make bench [MODEL=...] [SMP=n] [BENCH_P=128 BENCH_N=64 BENCH_R=3]  Fluid vs llama.cpp speed"
 	@echo "make pgo-profile [MODEL=...] [PGO_N=32]          profile a workload into profiles/"
 	@echo "make pgo-analyze                               classify modules, write a plan"
@@ -150,22 +151,42 @@ help:
 deps:
 	@bash tools/install-deps.sh
 
-# ---- bootloader ----
-$(B)/bootloader/stage1.bin: bootloader/stage1.S bootloader/stage1.ld bootloader/layout.inc | deps
+# ---- layouts: generated from the C headers (tools/genlayout.c) ----
+# The image, boot-info, module and cache layouts are defined once, in C
+# headers; the assembly (fluid_layout.h), the linker scripts (INCLUDE
+# fluid_layout.ld) and the Python tools (fluid_layout.py) get them here.
+GEN         := $(B)/gen
+LAYOUT_HDRS := kernel/include/fluid/image.h kernel/include/fluid/bootinfo.h modules/module_abi.h \
+  kernel/include/fluid/cpufeat.h kernel/plat/pc/smp/trampoline.h
+LAYOUT_GEN  := $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld $(GEN)/fluid_layout.py
+
+$(B)/tools/genlayout: tools/genlayout.c $(LAYOUT_HDRS) | deps
 	@mkdir -p $(dir $@)
-	$(CC) --target=i386-elf -c $< -o $(B)/bootloader/stage1.o
+	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -Imodules -Ikernel/plat/pc -o $@ $<
+
+$(GEN)/fluid_layout.%: $(B)/tools/genlayout
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@$< $* > $@.tmp && mv $@.tmp $@
+
+layout: $(LAYOUT_GEN)
+
+# ---- bootloader ----
+$(B)/bootloader/stage1.bin: bootloader/stage1.S bootloader/stage1.ld $(GEN)/fluid_layout.h | deps
+	@mkdir -p $(dir $@)
+	$(CC) --target=i386-elf -I$(GEN) -c $< -o $(B)/bootloader/stage1.o
 	$(LD) -m elf_i386 -T bootloader/stage1.ld $(B)/bootloader/stage1.o -o $(B)/bootloader/stage1.elf
 	$(OBJCOPY) -O binary $(B)/bootloader/stage1.elf $@
 
 S2CFLAGS := --target=i386-elf -march=i686 -ffreestanding -fno-pic -mno-sse -mno-mmx \
-  -O2 -std=c11 $(WARN) -Ikernel/include
+  -O2 -std=c11 $(WARN) -Ikernel/include -I$(GEN)
 $(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloader/stage2.ld \
-    bootloader/layout.inc kernel/include/fluid/image.h kernel/include/fluid/bootinfo.h \
+    $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld kernel/include/fluid/image.h kernel/include/fluid/bootinfo.h \
     kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(S2CFLAGS) -c bootloader/stage2.S -o $(B)/bootloader/stage2_s.o
 	$(CC) $(S2CFLAGS) -c bootloader/stage2_main.c -o $(B)/bootloader/stage2_c.o
-	$(LD) -m elf_i386 -T bootloader/stage2.ld $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_c.o -o $(B)/bootloader/stage2.elf
+	$(LD) -m elf_i386 -T bootloader/stage2.ld -L $(GEN) $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_c.o -o $(B)/bootloader/stage2.elf
 	$(OBJCOPY) -O binary $(B)/bootloader/stage2.elf $@
 
 # ---- kernel: the core, and the pc platform (the unikernel) ----
@@ -177,9 +198,12 @@ $(B)/kernel/%.o: kernel/% Makefile | deps
 	@echo "  CC      $<"
 	@$(CC) $(call kflags,$<) -c $< -o $@
 
-$(B)/kernel.elf: $(KERNEL_OBJ) kernel/plat/pc/kernel.ld
+# trampoline.S includes the generated header; kernel.ld the generated symbols.
+$(B)/kernel/plat/pc/smp/trampoline.S.o: $(GEN)/fluid_layout.h
+
+$(B)/kernel.elf: $(KERNEL_OBJ) kernel/plat/pc/kernel.ld $(GEN)/fluid_layout.ld
 	@echo "  LD      $@"
-	@$(LD) -T kernel/plat/pc/kernel.ld -nostdlib --gc-sections -o $@ $(KERNEL_OBJ) $(LIBC_A) $(BUILTINS_A)
+	@$(LD) -T kernel/plat/pc/kernel.ld -L $(GEN) -nostdlib --gc-sections -o $@ $(KERNEL_OBJ) $(LIBC_A) $(BUILTINS_A)
 
 $(B)/kernel.bin: $(B)/kernel.elf
 	$(OBJCOPY) -O binary $< $@
@@ -217,7 +241,8 @@ $(B)/fluid.img: $(IMAGE_DEPS) $(MODEL_FILE) FORCE
 	@mv $@.tmp $@
 	@echo "image: $@ (model: $(if $(MODEL_FILE),$(MODEL_FILE),none))"
 
-image: $(B)/fluid.img
+# fluid_layout.py too: the Python tools (tools/pgo.py) read images with it.
+image: $(B)/fluid.img $(GEN)/fluid_layout.py
 
 # HOSTED=1: run the image as a Linux process (native speed) instead of in QEMU.
 HOSTED ?=
@@ -247,22 +272,22 @@ PGO_PROMPT ?= Once upon a time, in a small village by the sea,
 PGO_N      ?= 32
 PGO_ARGS   ?=
 .PHONY: pgo-profile pgo-analyze pgo-apply pgo-report
-pgo-profile: $(B)/tools/mkimage $(B)/modules.bin $(if $(HOSTED),$(B)/fluid-hosted)
+pgo-profile: $(B)/tools/mkimage $(B)/modules.bin $(GEN)/fluid_layout.py $(if $(HOSTED),$(B)/fluid-hosted)
 	@$(PYTHON) tools/pgo.py profile --image $(IMAGE) --prompt "$(PGO_PROMPT)" -n $(PGO_N) \
 	  $(if $(HOSTED),--target hosted) \
 	  $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)") $(if $(SMP),--smp $(SMP)) --mem $(MEM) $(PGO_ARGS)
 
-pgo-analyze:
+pgo-analyze: $(GEN)/fluid_layout.py
 	@$(PYTHON) tools/pgo.py analyze $(PGO_ARGS)
 
-pgo-apply: $(B)/tools/modpack
+pgo-apply: $(B)/tools/modpack $(GEN)/fluid_layout.py
 	@$(PYTHON) tools/pgo.py apply --image $(IMAGE) $(PGO_ARGS)
 
-pgo-report:
+pgo-report: $(GEN)/fluid_layout.py
 	@$(PYTHON) tools/pgo.py report $(PGO_ARGS)
 
 # ---- tests ----
-test: image $(B)/fluid-hosted
+test: image $(B)/fluid-hosted $(GEN)/fluid_layout.py
 	@bash tools/npm-deps.sh
 	$(PYTHON) -m pytest -q tests
 

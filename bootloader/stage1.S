@@ -9,7 +9,10 @@
  *
  * Bytes 446..509 hold the partition table, filled in by tools/mkimage.c.
  */
-#include "layout.inc"
+#include "fluid_layout.h"   /* build/gen: tools/genlayout.c */
+
+/* Region 0 of the image header as read to FLUID_HEADER_LOAD. */
+#define STAGE2_REGION (FLUID_HEADER_LOAD + IMAGE_HEADER_REGION + FLUID_REGION_STAGE2 * REGION_SIZE)
 
     .code16
     .section .text
@@ -48,31 +51,31 @@ _start:
 
     /* Header: one sector at LBA 1 -> 0x7E00. */
     movw $1, dap_count
-    movw $0x7E00, dap_off
-    movl $1, dap_lba
+    movw $FLUID_HEADER_LOAD, dap_off
+    movl $FLUID_HEADER_LBA, dap_lba
     call read
-    mov $0x7E00, %si
+    mov $(FLUID_HEADER_LOAD + IMAGE_HEADER_MAGIC), %si
     mov $magic, %di
-    mov $8, %cx
+    mov $(magic_end - magic), %cx
     repe cmpsb
     jne err_magic
 
     /* Stage 2: region 0 -> 0x8000, at most 64 sectors. */
-    mov HDR_STAGE2_BYTES, %ax
+    mov STAGE2_REGION + REGION_BYTES, %ax
     add $511, %ax
     shr $9, %ax
     jz err_magic
-    cmp $64, %ax
+    cmp $(FLUID_STAGE2_MAX_BYTES / FLUID_SECTOR_BYTES), %ax
     ja err_magic
     mov %ax, dap_count
-    movw $0x8000, dap_off
-    mov HDR_STAGE2_LBA, %eax
+    movw $FLUID_STAGE2_LOAD, dap_off
+    mov STAGE2_REGION + REGION_LBA, %eax
     mov %eax, dap_lba
     call read
 
     /* CRC-32 (IEEE, reflected 0xEDB88320) of stage 2. */
-    mov $0x8000, %si
-    mov HDR_STAGE2_BYTES, %cx
+    mov $FLUID_STAGE2_LOAD, %si
+    mov STAGE2_REGION + REGION_BYTES, %cx
     or $-1, %edx
 2:  lodsb
     xor %al, %dl
@@ -84,11 +87,11 @@ _start:
     jnz 3b
     loop 2b
     not %edx
-    cmp HDR_STAGE2_CRC, %edx
+    cmp STAGE2_REGION + REGION_CRC32, %edx
     jne err_crc
 
     mov drive, %dl
-    ljmp $0, $0x8000
+    ljmp $0, $FLUID_STAGE2_LOAD
 
 /* read: DAP transfer, halting with a message when the BIOS reports failure. */
 read:
@@ -135,7 +138,8 @@ msg_edd:   .asciz "stage1: no INT 13h ext\r\n"
 msg_read:  .asciz "stage1: disk read error\r\n"
 msg_magic: .asciz "stage1: bad image header\r\n"
 msg_crc:   .asciz "stage1: stage 2 CRC bad\r\n"
-magic:     .ascii "FLUIDIMG"
+magic:     .ascii FLUID_IMAGE_MAGIC
+magic_end:
 
     .balign 4
 dap:       .byte 16, 0

@@ -11,16 +11,15 @@
  *   4. Long mode; jump to the kernel with %rdi = struct boot_info *.
  * Every BIOS call is checked; failures print one line and halt.
  */
-#include "layout.inc"
+#include "fluid_layout.h"   /* build/gen: tools/genlayout.c */
 
-#define BI          0x6000            /* FLUID_BOOTINFO_ADDR */
-#define BI_DRIVE    (BI + 4)
-#define BI_TSC      (BI + 8)
-#define BI_TSC_DONE (BI + 16)
-#define BI_E820N    (BI + 36)
-#define BI_E820     (BI + 40)
-#define BI_IMAGE    (BI + 40 + 24 * 128)
-#define BI_SIZE     (40 + 24 * 128 + 512)
+#define BI          FLUID_BOOTINFO_ADDR
+#define BI_DRIVE    (BI + BOOT_INFO_BOOT_DRIVE)
+#define BI_TSC      (BI + BOOT_INFO_TSC_STAGE2)
+#define BI_TSC_DONE (BI + BOOT_INFO_TSC_STAGE2_DONE)
+#define BI_E820N    (BI + BOOT_INFO_E820_COUNT)
+#define BI_E820     (BI + BOOT_INFO_E820)
+#define BI_IMAGE    (BI + BOOT_INFO_IMAGE)
 #define BOUNCE_SEG  0x1000            /* 0x10000: 64 sectors of bounce buffer */
 #define CHUNK       64
 
@@ -45,7 +44,7 @@ _start:
 
     /* Clear the boot info, then record the drive and the entry TSC. */
     mov $BI, %di
-    mov $BI_SIZE, %cx
+    mov $BOOT_INFO_SIZE, %cx
     xor %al, %al
     rep stosb
     mov %bl, BI_DRIVE
@@ -60,19 +59,19 @@ _start:
     call enable_a20
 
     /* Keep a copy of the image header for the kernel. */
-    mov $HDR_ADDR, %si
+    mov $FLUID_HEADER_LOAD, %si
     mov $BI_IMAGE, %di
-    mov $512, %cx
+    mov $IMAGE_HEADER_SIZE, %cx
     rep movsb
 
-    /* KERNEL region (index 1) and MODULES region (index 2). */
-    mov $1, %bp
-    mov $0x100000, %edi
-    mov $(31 << 20), %ebx
+    /* KERNEL region and MODULES region, each to its load address. */
+    mov $FLUID_REGION_KERNEL, %bp
+    mov $FLUID_KERNEL_LOAD, %edi
+    mov $FLUID_KERNEL_MAX_BYTES, %ebx
     call load_region
-    mov $2, %bp
-    mov $0x2000000, %edi
-    mov $(16 << 20), %ebx
+    mov $FLUID_REGION_MODULES, %bp
+    mov $FLUID_MODULES_LOAD, %edi
+    mov $FLUID_MODULES_MAX_BYTES, %ebx
     call load_region
 
     /* 32-bit protected mode. */
@@ -87,20 +86,20 @@ _start:
 e820:
     xor %ebx, %ebx
     mov $BI_E820, %di
-1:  movl $1, %es:20(%di)           /* ACPI 3.0 "valid" bit if only 20 bytes */
+1:  movl $1, %es:E820_ENTRY_ATTR(%di) /* ACPI 3.0 "valid" bit if only 20 bytes */
     mov $0xE820, %eax
     mov $0x534D4150, %edx           /* 'SMAP' */
-    mov $24, %ecx
+    mov $E820_ENTRY_SIZE, %ecx
     int $0x15
     jc 3f
     cmp $0x534D4150, %eax
     jne err_e820
-    mov 8(%di), %eax
-    or 12(%di), %eax
+    mov E820_ENTRY_LENGTH(%di), %eax
+    or E820_ENTRY_LENGTH + 4(%di), %eax
     jz 2f                            /* skip empty entries */
     incw BI_E820N
-    add $24, %di
-    cmpw $128, BI_E820N
+    add $E820_ENTRY_SIZE, %di
+    cmpw $FLUID_E820_MAX, BI_E820N
     jae 4f
 2:  test %ebx, %ebx
     jnz 1b
@@ -173,20 +172,19 @@ unreal:
  * 1 MiB in unreal mode.
  */
 load_region:
-    mov %bp, %si
-    shl $5, %si
-    add $HDR_REGION(0), %si
-    mov 8(%si), %eax                 /* bytes (low 32 bits) */
-    cmpl $0, 12(%si)
+    imul $REGION_SIZE, %bp, %si
+    add $(FLUID_HEADER_LOAD + IMAGE_HEADER_REGION), %si
+    mov REGION_BYTES(%si), %eax      /* bytes (low 32 bits) */
+    cmpl $0, REGION_BYTES + 4(%si)
     jne err_size
     cmp %ebx, %eax
     ja err_size
     add $511, %eax
     shr $9, %eax
     mov %eax, remaining
-    mov (%si), %eax
+    mov REGION_LBA(%si), %eax
     mov %eax, dap_lba
-    mov 4(%si), %eax
+    mov REGION_LBA + 4(%si), %eax
     mov %eax, dap_lba + 4
     mov %edi, dest
 1:  mov remaining, %eax
@@ -316,7 +314,7 @@ lm64:
     mov %eax, BI_TSC_DONE
     mov %edx, BI_TSC_DONE + 4
     mov $BI, %edi
-    mov $0x100000, %eax
+    mov $FLUID_KERNEL_LOAD, %eax
     jmp *%rax
 
     .section .data

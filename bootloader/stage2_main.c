@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include "fluid/bootinfo.h"
 #include "fluid/crc32.h"
+/* This is i386 code; stage2.S was given the x86-64 layouts (tools/genlayout.c):
+ * from C, this header asserts they are this target's too. */
+#include "fluid_layout.h"
 
 #define PT_BASE 0x20000u          /* PML4, then PDPT, then PDs up to 0xA0000 */
 #define PT_END 0xA0000u

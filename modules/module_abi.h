@@ -1,7 +1,8 @@
 /*
  * module_abi.h - the Fluid module ABI, defined once for the build
  * (tools/modpack.c), the kernel (kernel/mod/loader.c, cache.c) and the
- * host tools (tools/pgo.py mirrors these layouts; cache/README.md and
+ * host tools (tools/pgo.py reads these layouts from build/gen/fluid_layout.py,
+ * which tools/genlayout.c prints from this file; cache/README.md and
  * profiles/README.md document them).
  *
  * A module is one op family (one modules/<name>.c file plus modules/modrt.c)

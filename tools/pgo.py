@@ -52,11 +52,11 @@ region); C definitions in modules/module_abi.h.  Python 3 (Debian's
 import argparse
 import datetime
 import hashlib
+import importlib.util
 import json
 import os
 import re
 import shlex
-import struct
 import subprocess
 import sys
 import tempfile
@@ -75,19 +75,30 @@ PLAN_SCHEMA = "fluid-pgo-plan"
 # Share-of-cycles thresholds (fractions of all module cycles), highest first.
 THRESHOLDS = [("ultra-hot", 0.25, 3), ("hot", 0.05, 2), ("warm", 0.005, 1)]
 
-# ---- layouts mirrored from modules/module_abi.h and kernel/include/fluid/image.h ----
-SECTOR = 512
-IMAGE_MAGIC = b"FLUIDIMG"
-REGION_CACHE, REGION_MODEL = 3, 4
-CACHE_SLOT_BYTES = 4 << 20
-MOD_MAGIC = b"FLUIDMOD"
-MOD_HEADER_BYTES = 512
-MOD_FILE_ALIGN = 64
-CACHE_MAGIC = b"FLUIDCCH"
-CACHE_END_MAGIC = b"FLUIDEND"
-CACHE_VERSION = 1
-CACHE_ENTRY_BYTES = 128
-WRITER = "fluid pgo.py 1"
+
+# ---- layouts: modules/module_abi.h and kernel/include/fluid/image.h, as
+# tools/genlayout.c prints them from the compiler (never copied here) ----
+
+def load_layout():
+    """build/gen/fluid_layout.py, which make writes before any target that
+    runs this file; a missing or stale one is refused, not guessed at."""
+    gen = ROOT / "build" / "gen" / "fluid_layout.py"
+    fix = "run `make layout` (make image and make test do it too)"
+    why = None
+    if not gen.exists():
+        why = f"{gen} is missing: {fix}"
+    else:
+        spec = importlib.util.spec_from_file_location("fluid_layout", gen)
+        layout = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(layout)
+        stale = [s for s in layout.SOURCES if (ROOT / s).stat().st_mtime > gen.stat().st_mtime]
+        if stale:
+            why = f"{gen} is older than {', '.join(stale)}: {fix}"
+    if why and __name__ == "__main__":
+        die(why)
+    if why:
+        raise ImportError(why)
+    return layout
 
 
 def log(msg):
@@ -97,6 +108,22 @@ def log(msg):
 def die(msg):
     print(f"pgo: error: {msg}", file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+L = load_layout()
+IH, RG, MH, MS, ME = L.IMAGE_HEADER, L.REGION, L.MOD_HEADER, L.MOD_SHAPE, L.MOD_ENTRY
+CS, CE, CT = L.CACHE_SLOT, L.CACHE_ENTRY, L.CACHE_TRAILER
+SECTOR = L.FLUID_SECTOR_BYTES
+IMAGE_MAGIC = L.FLUID_IMAGE_MAGIC
+REGION_CACHE, REGION_MODEL = L.FLUID_REGION_CACHE, L.FLUID_REGION_MODEL
+CACHE_SLOT_BYTES = L.FLUID_CACHE_SLOT_BYTES
+MOD_MAGIC = L.FLUID_MOD_MAGIC
+MOD_HEADER_BYTES = L.FLUID_MOD_HEADER_BYTES
+MOD_FILE_ALIGN = L.FLUID_MOD_FILE_ALIGN
+CACHE_MAGIC = L.FLUID_CACHE_MAGIC
+CACHE_END_MAGIC = L.FLUID_CACHE_END_MAGIC
+CACHE_VERSION = L.FLUID_CACHE_VERSION
+WRITER = "fluid pgo.py 1"
 
 
 def cstr(b):
@@ -178,18 +205,17 @@ def march_flags(tag):
 
 def read_image_header(path):
     with open(path, "rb") as f:
-        f.seek(SECTOR)
-        h = f.read(SECTOR)
-    if len(h) < SECTOR or h[:8] != IMAGE_MAGIC:
+        f.seek(L.FLUID_HEADER_LBA * SECTOR)
+        h = f.read(IH.size)
+    if len(h) < IH.size or IH.get(h, "magic") != IMAGE_MAGIC:
         die(f"{path}: not a Fluid image")
-    if struct.unpack_from("<I", h, 508)[0] != zlib.crc32(h[:508]):
+    if IH.get(h, "header_crc") != zlib.crc32(h[:IH.off("header_crc")]):
         die(f"{path}: image header checksum mismatch")
     regions = []
-    for i in range(5):
-        lba, nbytes, sectors, crc, flags, _ = struct.unpack_from("<QQIIII", h, 24 + 32 * i)
-        regions.append(dict(lba=lba, bytes=nbytes, sectors=sectors, crc32=crc, flags=flags))
-    model_name = cstr(h[24 + 32 * 5:24 + 32 * 5 + 64])
-    return dict(regions=regions, model_name=model_name)
+    for i in range(L.FLUID_REGION_COUNT):
+        base = IH.off("region") + RG.size * i
+        regions.append({f: RG.get(h, f, base) for f in ("lba", "bytes", "sectors", "crc32", "flags")})
+    return dict(regions=regions, model_name=cstr(IH.get(h, "model_name")))
 
 
 def parse_module(buf, off=0, avail=None):
@@ -199,69 +225,72 @@ def parse_module(buf, off=0, avail=None):
     if avail < MOD_HEADER_BYTES:
         raise ValueError("truncated module header")
     h = bytes(buf[off:off + MOD_HEADER_BYTES])
-    if h[:8] != MOD_MAGIC:
+    if MH.get(h, "magic") != MOD_MAGIC:
         raise ValueError("bad module magic")
-    abi, hbytes = struct.unpack_from("<II", h, 8)
-    if struct.unpack_from("<I", h, 508)[0] != zlib.crc32(h[:508]):
+    if MH.get(h, "header_crc") != zlib.crc32(h[:MH.off("header_crc")]):
         raise ValueError("module header checksum mismatch")
-    name, march, compiler = cstr(h[16:48]), cstr(h[48:96]), cstr(h[96:160])
-    features, opt, flags, body_bytes, init, n_entries, n_shapes = struct.unpack_from("<QIIIIII", h, 160)
+    body_bytes = MH.get(h, "body_bytes")
     if body_bytes > avail - MOD_HEADER_BYTES:
         raise ValueError("module body truncated")
-    sha = h[448:480]
-    text_bytes = struct.unpack_from("<I", h, 480)[0]
+    sha = MH.get(h, "sha256")
     body = bytes(buf[off + MOD_HEADER_BYTES:off + MOD_HEADER_BYTES + body_bytes])
     if hashlib.sha256(body).digest() != sha:
         raise ValueError("module body SHA-256 mismatch")
-    shapes = {}
-    for i in range(min(n_shapes, 8)):
-        sid, _, val = struct.unpack_from("<HHI", h, 384 + 8 * i)
-        shapes[sid] = val
-    return dict(name=name, march=march, compiler=compiler, features=features, opt=opt, flags=flags,
+    shapes, entries = {}, []
+    for i in range(min(MH.get(h, "n_shapes"), L.FLUID_MOD_MAX_SHAPES)):
+        base = MH.off("shape") + MS.size * i
+        shapes[MS.get(h, "id", base)] = MS.get(h, "value", base)
+    for i in range(min(MH.get(h, "n_entries"), L.FLUID_MOD_MAX_ENTRIES)):
+        base = MH.off("entry") + ME.size * i
+        entries.append((ME.get(h, "op", base), ME.get(h, "offset", base)))
+    return dict(name=cstr(MH.get(h, "name")), march=cstr(MH.get(h, "march")), compiler=cstr(MH.get(h, "compiler")),
+                features=MH.get(h, "features"), opt=MH.get(h, "opt_level"), flags=MH.get(h, "flags"),
                 body_bytes=body_bytes, sha256=sha, file=bytes(buf[off:off + MOD_HEADER_BYTES + body_bytes]),
-                shapes=shapes, abi=abi, header_bytes=hbytes, text_bytes=text_bytes)
+                shapes=shapes, entries=entries, abi=MH.get(h, "abi_version"),
+                header_bytes=MH.get(h, "header_bytes"), text_bytes=MH.get(h, "text_bytes"))
 
 
 def parse_slot(data):
     """Check one cache slot (bytes from its start); returns (state, why, info).
     Mirrors kernel/core/mod/modfmt.c; state is 'valid' or a reason class."""
-    if len(data) < 512:
+    if len(data) < CS.size:
         return "unreadable", "short", None
-    h = data[:512]
-    if h == bytes(512):
+    h = data[:CS.size]
+    if h == bytes(CS.size):
         return "empty", "never written (all zeros)", None
-    if h[:8] != CACHE_MAGIC:
+    if CS.get(h, "magic") != CACHE_MAGIC:
         return "bad-magic", "bad magic", None
-    version, hbytes, gen, slot_bytes, n_entries, reg_off, reg_bytes = struct.unpack_from("<IIQIIII", h, 8)
-    if version != CACHE_VERSION or hbytes != 512:
+    version, hbytes, gen, slot_bytes, n_entries, reg_off, reg_bytes, hcrc = (CS.get(h, f) for f in (
+        "version", "header_bytes", "generation", "slot_bytes", "n_entries", "registry_offset", "registry_bytes",
+        "header_crc"))
+    if version != CACHE_VERSION or hbytes != CS.size:
         return "bad-version", f"version {version}", None
-    if struct.unpack_from("<I", h, 508)[0] != zlib.crc32(h[:508]):
+    if hcrc != zlib.crc32(h[:CS.off("header_crc")]):
         return "bad-header", "header checksum mismatch", None
-    if (gen == 0 or slot_bytes % 512 or slot_bytes < 1024 or slot_bytes > CACHE_SLOT_BYTES
-            or n_entries > 256 or reg_off != 512 or reg_bytes != n_entries * CACHE_ENTRY_BYTES
-            or reg_off + reg_bytes > slot_bytes - 512):
+    if (gen == 0 or slot_bytes % SECTOR or slot_bytes < CS.size + CT.size or slot_bytes > CACHE_SLOT_BYTES
+            or n_entries > L.FLUID_CACHE_MAX_ENTRIES or reg_off != CS.size or reg_bytes != n_entries * CE.size
+            or reg_off + reg_bytes > slot_bytes - CT.size):
         return "bad-header", "inconsistent header", None
     if len(data) < slot_bytes:
         return "torn", "slot shorter than its header says", None
-    t = data[slot_bytes - 512:slot_bytes]
-    if t[:8] != CACHE_END_MAGIC or struct.unpack_from("<I", t, 508)[0] != zlib.crc32(t[:508]):
+    t = data[slot_bytes - CT.size:slot_bytes]
+    if CT.get(t, "magic") != CACHE_END_MAGIC or CT.get(t, "trailer_crc") != zlib.crc32(t[:CT.off("trailer_crc")]):
         return "torn", f"no commit record (generation {gen} write interrupted)", dict(generation=gen)
-    tgen, thcrc, tbytes = struct.unpack_from("<QII", t, 8)
-    if tgen != gen or thcrc != struct.unpack_from("<I", h, 508)[0] or tbytes != slot_bytes:
+    tgen = CT.get(t, "generation")
+    if tgen != gen or CT.get(t, "header_crc") != hcrc or CT.get(t, "slot_bytes") != slot_bytes:
         return "torn", f"commit record is for generation {tgen}", dict(generation=gen)
     reg = data[reg_off:reg_off + reg_bytes]
-    if hashlib.sha256(reg).digest() != h[40:72]:
+    if hashlib.sha256(reg).digest() != CS.get(h, "registry_sha256"):
         return "bad-registry", "registry SHA-256 mismatch", None
     entries = []
     for i in range(n_entries):
-        e = reg[i * CACHE_ENTRY_BYTES:(i + 1) * CACHE_ENTRY_BYTES]
-        tag, name = cstr(e[:48]), cstr(e[48:80])
-        off, nbytes = struct.unpack_from("<II", e, 80)
-        opt, flags = struct.unpack_from("<II", e, 120)
-        entries.append(dict(tag=tag, name=name, offset=off, bytes=nbytes, sha256=e[88:120], opt=opt,
-                            flags=flags, file=data[off:off + nbytes]))
-    info = dict(generation=gen, slot_bytes=slot_bytes, entries=entries,
-                created=struct.unpack_from("<Q", h, 72)[0], writer=cstr(h[80:144]), model_id=cstr(h[144:208]))
+        e = reg[i * CE.size:(i + 1) * CE.size]
+        off, nbytes = CE.get(e, "offset"), CE.get(e, "bytes")
+        entries.append(dict(tag=cstr(CE.get(e, "tag")), name=cstr(CE.get(e, "name")), offset=off, bytes=nbytes,
+                            sha256=CE.get(e, "sha256"), opt=CE.get(e, "opt_level"), flags=CE.get(e, "flags"),
+                            file=data[off:off + nbytes]))
+    info = dict(generation=gen, slot_bytes=slot_bytes, entries=entries, created=CS.get(h, "created_unix"),
+                writer=cstr(CS.get(h, "writer")), model_id=cstr(CS.get(h, "model_id")))
     return "valid", "", info
 
 
@@ -288,8 +317,8 @@ def newest_slot(slots):
 def build_slot(generation, entries, model_id):
     """Bytes of a slot: header, registry, module files, trailer.  entries:
     [dict(tag, name, file, opt, flags)] (file = whole module file)."""
-    reg_off = 512
-    reg_bytes = len(entries) * CACHE_ENTRY_BYTES
+    reg_off = CS.size
+    reg_bytes = len(entries) * CE.size
     off = reg_off + reg_bytes
     body = bytearray()
     registry = bytearray()
@@ -300,33 +329,38 @@ def build_slot(generation, entries, model_id):
         m = parse_module(e["file"])
         tag = e["tag"].encode()
         name = m["name"].encode()
-        if len(tag) >= 48 or len(name) >= 32:
+        if len(tag) >= CE.fields["tag"][1] or len(name) >= CE.fields["name"][1]:
             die(f"tag or module name too long: {e['tag']} {m['name']}")
-        registry += tag.ljust(48, b"\0") + name.ljust(32, b"\0")
-        registry += struct.pack("<II", off, len(e["file"])) + m["sha256"] + struct.pack("<II", m["opt"], m["flags"])
+        r = bytearray(CE.size)
+        for f, v in (("tag", tag), ("name", name), ("offset", off), ("bytes", len(e["file"])),
+                     ("sha256", m["sha256"]), ("opt_level", m["opt"]), ("flags", m["flags"])):
+            CE.put(r, f, v)
+        registry += r
         body += e["file"]
         off += len(e["file"])
     end = reg_off + reg_bytes + len(body)
-    slot_bytes = (end + SECTOR - 1) // SECTOR * SECTOR + 512
+    slot_bytes = (end + SECTOR - 1) // SECTOR * SECTOR + CT.size
     if slot_bytes > CACHE_SLOT_BYTES:
         die(f"the cache slot would need {slot_bytes} bytes; a slot holds {CACHE_SLOT_BYTES}")
-    h = bytearray(512)
-    h[0:8] = CACHE_MAGIC
-    struct.pack_into("<IIQIIII", h, 8, CACHE_VERSION, 512, generation, slot_bytes, len(entries), reg_off, reg_bytes)
-    h[40:72] = hashlib.sha256(registry).digest()
-    struct.pack_into("<Q", h, 72, int(time.time()))
-    h[80:144] = WRITER.encode().ljust(64, b"\0")[:64]
-    h[144:208] = model_id.encode()[:63].ljust(64, b"\0")
-    struct.pack_into("<I", h, 508, zlib.crc32(bytes(h[:508])))
+    h = bytearray(CS.size)
+    for f, v in (("magic", CACHE_MAGIC), ("version", CACHE_VERSION), ("header_bytes", CS.size),
+                 ("generation", generation), ("slot_bytes", slot_bytes), ("n_entries", len(entries)),
+                 ("registry_offset", reg_off), ("registry_bytes", reg_bytes),
+                 ("registry_sha256", hashlib.sha256(registry).digest()), ("created_unix", int(time.time())),
+                 ("writer", WRITER.encode()[:CS.fields["writer"][1] - 1]),
+                 ("model_id", model_id.encode()[:CS.fields["model_id"][1] - 1])):
+        CS.put(h, f, v)
+    CS.put(h, "header_crc", zlib.crc32(bytes(h[:CS.off("header_crc")])))
     slot = bytearray(slot_bytes)
-    slot[0:512] = h
+    slot[0:CS.size] = h
     slot[reg_off:reg_off + reg_bytes] = registry
     slot[reg_off + reg_bytes:end] = body
-    t = bytearray(512)
-    t[0:8] = CACHE_END_MAGIC
-    struct.pack_into("<QII", t, 8, generation, struct.unpack_from("<I", h, 508)[0], slot_bytes)
-    struct.pack_into("<I", t, 508, zlib.crc32(bytes(t[:508])))
-    slot[slot_bytes - 512:] = t
+    t = bytearray(CT.size)
+    for f, v in (("magic", CACHE_END_MAGIC), ("generation", generation), ("header_crc", CS.get(h, "header_crc")),
+                 ("slot_bytes", slot_bytes)):
+        CT.put(t, f, v)
+    CT.put(t, "trailer_crc", zlib.crc32(bytes(t[:CT.off("trailer_crc")])))
+    slot[slot_bytes - CT.size:] = t
     return bytes(slot)
 
 
@@ -341,9 +375,9 @@ def write_slot(image, region, index, slot, stop_after=None):
             os.pwrite(fd, slot[:stop_after], base)
             os.fsync(fd)
             return
-        os.pwrite(fd, slot[:-512], base)
+        os.pwrite(fd, slot[:-CT.size], base)
         os.fsync(fd)
-        os.pwrite(fd, slot[-512:], base + len(slot) - 512)
+        os.pwrite(fd, slot[-CT.size:], base + len(slot) - CT.size)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -273,7 +273,7 @@ def test_flipped_bit_in_a_cached_module(loop):
     state, _, info = pgo.parse_slot(bytes(data[start:start + pgo.CACHE_SLOT_BYTES]))
     assert state == "valid"
     victim = info["entries"][0]
-    pos = start + victim["offset"] + 512 + 17          # inside its body
+    pos = start + victim["offset"] + pgo.MOD_HEADER_BYTES + 17   # inside its body
     data[pos] ^= 0x08
     Path(img).write_bytes(bytes(data))
     run = Run(img)

@@ -12,6 +12,9 @@
  *   region CACHE     PGO module cache (two slots, read by the kernel itself)
  *   region MODEL     a GGUF file verbatim (read by the kernel's own driver)
  *
+ * Assembly, linker scripts and Python get these values (and the struct
+ * offsets below) from tools/genlayout.c, never by hand.
+ *
  * Stage 2 reads KERNEL and MODULES through the BIOS and checks their CRC32
  * before it jumps; CACHE and MODEL are read by the kernel (BIOS disk I/O is
  * far too slow for gigabytes, see REFERENCE.md).  Regions start on 1 MiB
@@ -26,6 +29,7 @@
 #define FLUID_IMAGE_MAGIC "FLUIDIMG"          /* 8 bytes, no NUL */
 #define FLUID_IMAGE_VERSION 1u
 #define FLUID_HEADER_LBA 1u
+#define FLUID_HEADER_LOAD 0x7E00u             /* stage 1 reads the header here */
 #define FLUID_STAGE2_LOAD 0x8000u             /* stage 2 runs here */
 #define FLUID_STAGE2_MAX_BYTES (32u * 1024u)  /* 0x8000..0xFFFF */
 #define FLUID_BOOTINFO_ADDR 0x6000u           /* struct boot_info */
@@ -82,5 +86,8 @@ struct fluid_image_header {
 
 _Static_assert(sizeof(struct fluid_region) == 32, "region size");
 _Static_assert(sizeof(struct fluid_image_header) == 512, "header size");
+_Static_assert(FLUID_HEADER_LOAD + sizeof(struct fluid_image_header) <= FLUID_STAGE2_LOAD, "header below stage 2");
+_Static_assert(FLUID_KERNEL_LOAD + FLUID_KERNEL_MAX_BYTES <= FLUID_MODULES_LOAD, "kernel below the modules");
+_Static_assert(FLUID_MODULES_LOAD + FLUID_MODULES_MAX_BYTES <= FLUID_LOW_RESERVED, "modules below the allocator");
 
 #endif

@@ -27,15 +27,6 @@
 #define EFER_LMA (1ull << 10)
 #define CR4_PCIDE (1ull << 17)
 
-/* Read by trampoline.S (smp_ap_entry64): APIC ID -> per-CPU id, stack. */
-struct smp_boot_slot {
-    uint32_t apic_id;
-    uint32_t cpu_id;
-    uint64_t stack_top;
-};
-_Static_assert(sizeof(struct smp_boot_slot) == SMP_SLOT_BYTES, "slot layout");
-_Static_assert(offsetof(struct smp_boot_slot, cpu_id) == SMP_SLOT_CPU_ID, "slot layout");
-_Static_assert(offsetof(struct smp_boot_slot, stack_top) == SMP_SLOT_STACK, "slot layout");
 struct smp_boot_slot smp_boot_slots[FLUID_MAX_CPUS];
 uint32_t smp_boot_count;
 

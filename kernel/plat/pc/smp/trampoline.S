@@ -11,7 +11,7 @@
  * (CR0, CR3, CR4 and EFER as the BSP has them, and the 64-bit entry)
  * before it sends the start-up IPIs.
  */
-#include "smp/trampoline.h"
+#include "fluid_layout.h"   /* build/gen: trampoline.h's values (tools/genlayout.c) */
 
 #define REL(x) (SMP_TRAMPOLINE_ADDR + ((x) - smp_tramp_start))
 #define SEL_CODE32 0x08
@@ -113,14 +113,14 @@ smp_ap_entry64:
     mov smp_boot_count(%rip), %ecx
 3:  test %ecx, %ecx
     jz 9f
-    cmp SMP_SLOT_APIC_ID(%rbx), %eax
+    cmp SMP_BOOT_SLOT_APIC_ID(%rbx), %eax
     je 4f
-    add $SMP_SLOT_BYTES, %rbx
+    add $SMP_BOOT_SLOT_SIZE, %rbx
     dec %ecx
     jmp 3b
-4:  mov SMP_SLOT_STACK(%rbx), %rsp
+4:  mov SMP_BOOT_SLOT_STACK_TOP(%rbx), %rsp
     xor %ebp, %ebp
-    mov SMP_SLOT_CPU_ID(%rbx), %edi
+    mov SMP_BOOT_SLOT_CPU_ID(%rbx), %edi
     mov %eax, %esi
     call smp_ap_main
 9:  cli

@@ -1,7 +1,7 @@
 /*
  * trampoline.h - where the application processors' real-mode start code
- * runs, and the layout of the table that gives each its stack.  Included
- * by trampoline.S and smp.c (only #defines: safe for assembly).
+ * runs, and the layout of the table that gives each its stack.  C only:
+ * trampoline.S gets these from build/gen/fluid_layout.h (tools/genlayout.c).
  *
  * 0x8000 held stage 2 (image.h FLUID_STAGE2_LOAD), which is dead once the
  * kernel runs; the start-up IPI's vector is the page number, 0x08 (SDM
@@ -12,13 +12,21 @@
 #ifndef FLUID_SMP_TRAMPOLINE_H
 #define FLUID_SMP_TRAMPOLINE_H
 
+#include <stdint.h>
+#include "fluid/image.h"
+
 #define SMP_TRAMPOLINE_ADDR 0x8000   /* 4 KiB aligned, below 1 MiB */
 #define SMP_TRAMPOLINE_MAX 4096      /* bytes: one page */
+_Static_assert(SMP_TRAMPOLINE_ADDR >= FLUID_STAGE2_LOAD &&
+               SMP_TRAMPOLINE_ADDR + SMP_TRAMPOLINE_MAX <= FLUID_STAGE2_LOAD + FLUID_STAGE2_MAX_BYTES,
+               "the trampoline may reuse stage 2's memory only");
 
-/* struct smp_boot_slot (smp.c): one per application processor. */
-#define SMP_SLOT_APIC_ID 0           /* u32: APIC ID from the MADT */
-#define SMP_SLOT_CPU_ID 4            /* u32: per-CPU id (percpu.h) */
-#define SMP_SLOT_STACK 8             /* u64: initial %rsp */
-#define SMP_SLOT_BYTES 16
+/* One per application processor (smp_boot_slots[], smp.c), read by
+ * trampoline.S (smp_ap_entry64): APIC ID -> per-CPU id, stack. */
+struct smp_boot_slot {
+    uint32_t apic_id;                /* from the MADT */
+    uint32_t cpu_id;                 /* per-CPU id (percpu.h) */
+    uint64_t stack_top;              /* initial %rsp */
+};
 
 #endif
