@@ -321,9 +321,10 @@ def main(argv=None):
     med = {e: {k: (st[e][k][1] if st[e][k] else None) for k in ("pp", "tg")} for e in st}
     for k, label in (("pp", "prefill pp"), ("tg", "decode tg")):
         pair = [f / p_ for f, p_ in zip(rounds["fluid"][k], rounds["peer"][k]) if f and p_]
-        rr = stats(pair)
-        print(f"ratio Fluid/peer, {label}: " + ("median %.3f (min %.3f, max %.3f over %d paired rounds)" %
-                                              (rr[1], rr[0], rr[2], len(pair)) if rr else "n/a"))
+        rr, rm = stats(pair), ratio(med["fluid"][k], med["peer"][k])
+        print(f"ratio Fluid/peer, {label}: " + (f"{rm:.3f} (of the medians, as in BENCH)" if rm else "n/a")
+              + ("; round by round median %.3f, min %.3f, max %.3f over %d rounds" % (rr[1], rr[0], rr[2], len(pair))
+                 if rr else ""))
     if last_fluid and last_fluid.get("bw_gbs") is not None:
         print(f"Fluid decode moves {last_fluid['decode_gbs']:.2f} GB/s of weights against a measured read bandwidth "
               f"of {last_fluid['bw_gbs']:.2f} GB/s ({last_fluid['bw_cores']} cores): {last_fluid['decode_pct']:.0f}% "
