@@ -228,8 +228,11 @@ pgo-report:
 	@$(PYTHON) tools/pgo.py report $(PGO_ARGS)
 
 # ---- tests ----
+# peer-deps.sh: node-llama-cpp, llama.cpp as the oracle of
+# tests/prompt/test_llamacpp_oracle.py (a no-op once installed).
 test: image $(B)/fluid-hosted
 	@bash tools/npm-deps.sh
+	@bash tools/peer-deps.sh
 	$(PYTHON) -m pytest -q tests
 
 clean:
