@@ -287,8 +287,11 @@ pgo-report: $(GEN)/fluid_layout.py
 	@$(PYTHON) tools/pgo.py report $(PGO_ARGS)
 
 # ---- tests ----
+# peer-deps.sh: node-llama-cpp, llama.cpp as the oracle of
+# tests/prompt/test_llamacpp_oracle.py (a no-op once installed).
 test: image $(B)/fluid-hosted $(GEN)/fluid_layout.py
 	@bash tools/npm-deps.sh
+	@bash tools/peer-deps.sh
 	$(PYTHON) -m pytest -q tests
 
 clean:

@@ -85,6 +85,17 @@ def report_figure(line):
 
 
 def pytest_terminal_summary(terminalreporter):
+    # A skip says why even without -rs: a missing oracle must not look like a pass.
+    skipped = terminalreporter.stats.get("skipped", [])
+    chars = terminalreporter.config.option.reportchars or ""
+    if skipped and not any(c in chars for c in "saA"):
+        why = {}
+        for rep in skipped:
+            reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+            why[reason] = why.get(reason, 0) + 1
+        terminalreporter.section("skipped, and why")
+        for reason, n in why.items():
+            terminalreporter.write_line(f"{n} x {reason}")
     if FIGURES:
         terminalreporter.section("measured figures (reported, not asserted)")
         for line in FIGURES:
