@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, build_image
+from conftest import BUILD, ROOT, build_image
 from fluidvm import HOSTED, FluidHosted
 
 EXIT_CLEAN, EXIT_FAILURE, EXIT_USAGE = 1, 3, 2
@@ -207,15 +207,22 @@ def mini_image(tmp_path_factory, gen_model):
     return build_image(tmp_path_factory.mktemp("hm") / "mini.img", gen_model("mini", "Q4_0"))
 
 
+@pytest.fixture(scope="module")
+def tinyllama_image(tmp_path_factory):
+    model = ROOT / "models" / "tinyllama-shaped-Q4_0.gguf"
+    assert model.exists(), "make test writes the default model first"
+    return build_image(tmp_path_factory.mktemp("ht") / "tl.img", model)
+
+
 @pytest.mark.parametrize("command", ["eval", "bench", "gen"])
-def test_ctrl_c_stops_prefill_eval_and_bench(mini_image, command):
+def test_ctrl_c_stops_prefill_eval_and_bench(tinyllama_image, command):
     """The session polls between forward passes, so Ctrl-C ends a long
     prefill (gen's prompt, eval's tokens) and a benchmark too, and the
     prompt answers again at once."""
     ids = " ".join(str(300 + 7 * i) for i in range(500))
     line = {"eval": f"eval --top 1 1 {ids}", "bench": "bench -p 500 -n 500 -r 20",
             "gen": "gen -n 4 " + "once upon a time " * 120}[command]
-    vm = FluidHosted(mini_image)
+    vm = FluidHosted(tinyllama_image)     # TinyLlama's shapes: a 500-token prefill takes seconds
     try:
         vm.send(line + "\r")
         vm.wait_for(line[-30:] + "\n", timeout=30)      # the line editor's echo is done
