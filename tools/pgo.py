@@ -19,6 +19,9 @@ analyze  reads the latest profile (or merges several: calls and cycles are
              hot        >=  5 %   -> -O2
              warm       >= 0.5 %  -> -O1
              cold       <  0.5 %  -> baseline (not rebuilt)
+         never below what the image's per-ISA build runs for this CPU
+         (-O2): a lower level is raised to it when shape constants are
+         added, and left alone (decision "image") otherwise
          all at the -march tag derived from the PROFILED machine's CPUID
          feature list in the profile (never the build host's).  Modules whose
          source uses FLUID_SHAPE_* constants get the model's shapes as
@@ -533,7 +536,8 @@ def merge_profiles(paths):
     ops = {}
     for p in profs:
         for m in p["modules"]:
-            o = ops.setdefault(m["op"], dict(op=m["op"], module=m["module"], calls=0, cycles=0))
+            o = ops.setdefault(m["op"], dict(op=m["op"], module=m["module"], calls=0, cycles=0,
+                                             ran=(m.get("variant"), m.get("opt_level", 1), m.get("march"))))
             o["calls"] += m["calls"]
             o["cycles"] += m["cycles"]
     return base, list(ops.values()), profs
@@ -649,6 +653,18 @@ def cmd_analyze(a):
             if sh and not a.no_shapes:
                 entry["shapes"] = sh
                 entry["reason"] += "; shapes " + ", ".join(f"{k}={v}" for k, v in sh.items())
+        # Never below what the image already runs for this CPU (its per-ISA
+        # -O2 builds): a lower -O level is raised to it, and the same build
+        # without shape constants to add is not rebuilt at all.
+        ran = next((o["ran"] for o in ops if o["module"] == name and o.get("ran")), (None, 0, None))
+        if entry["opt_level"] and ran[0] == "image" and ran[2] == entry["march"] and entry["opt_level"] <= ran[1]:
+            if entry.get("shapes"):
+                if entry["opt_level"] < ran[1]:
+                    entry.update(decision=f"-O{ran[1]}", opt_level=ran[1])
+                    entry["reason"] += f"; raised to -O{ran[1]}, what the image runs"
+            else:
+                entry.update(decision="image", opt_level=0,
+                             reason=f"{entry['reason']}; the image already runs -O{ran[1]} {ran[2]}: not rebuilt")
         entry["class"] = entry.pop("class_")
         plan_mods.append(entry)
     plan = dict(schema=PLAN_SCHEMA, schema_version=1, created=datetime.datetime.now(datetime.timezone.utc)
