@@ -39,3 +39,24 @@ def test_qemu_and_hosted_compute_identical_logits(preset, qtype, tmp_path, gen_m
         assert h_crc == q_crc, f"{threads} threads: logits differ from QEMU's at positions " + \
             str([i for i, (a, b) in enumerate(zip(h_crc, q_crc)) if a != b])
         assert h_text == q_text
+
+
+def test_cache_built_on_hosted_runs_in_qemu(tmp_path, gen_model, vm_factory):
+    """The PGO loop profiled on the hosted target (the real CPU's cycles
+    under its CPUID tag) writes a cache that the unikernel then runs, with
+    the same tokens: the loop as `make pgo-profile HOSTED=1` runs it."""
+    import pgo
+    img = build_image(tmp_path / "p.img", gen_model("tiny", "Q4_0"))
+    profiles, cache = tmp_path / "profiles", tmp_path / "cache"
+    pgo.main(["profile", "--image", str(img), "--profiles-dir", str(profiles), "-n", "8", "--mem", "1G",
+              "--smp", "2", "--quiet", "--target", "hosted"])
+    pgo.main(["analyze", "--profiles-dir", str(profiles)])
+    pgo.main(["apply", "--profiles-dir", str(profiles), "--image", str(img), "--cache-dir", str(cache)])
+    q = vm_factory(img, target="qemu", smp=2)
+    tag = q.text().split(", tag ")[1].split(",")[0]
+    h = vm_factory(img, target="hosted", smp=2)
+    if f", tag {tag}," not in h.text():
+        pytest.skip(f"QEMU's CPU (tag {tag}) differs from the host's: the cache is for the host's tag")
+    assert f"cache: tag {tag} found, generation 1" in q.text()
+    assert " cache " in q.cmd("modules")
+    assert run(q)[0] == run(h)[0]
