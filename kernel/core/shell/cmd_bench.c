@@ -30,19 +30,13 @@ static void make_tokens(int n, uint32_t n_vocab)
 
 static double seconds(uint64_t ticks) { return (double)tsc_to_us(ticks) / 1e6; }
 
-static int ctrl_c(void *ctx)
-{
-    (void)ctx;
-    return line_interrupted();
-}
-
 /* Prefill of n tokens from an empty context (session batches); tok/s, or
  * -1 when Ctrl-C stopped it. */
 static double run_pp(int n)
 {
     struct session *s = &model.sess;
     session_reset(s);
-    s->poll = ctrl_c;
+    s->poll = line_interrupted_poll;
     if (session_prefill(s, bench_toks, n, NULL, NULL) != SESS_OK)
         return -1;
     return n / seconds(s->st.prefill_ticks);

@@ -89,19 +89,12 @@ static int encode(const char *text, size_t len, unsigned flags, int cap)
     return (int)n;
 }
 
-/* The session's poll: Ctrl-C typed since the last look (shell/line.h). */
-static int ctrl_c(void *ctx)
-{
-    (void)ctx;
-    return line_interrupted();
-}
-
 /* Feed toks[0..n) into the prompt's session; 0, or -1 after an error
  * message (" [stopped]" after Ctrl-C). */
 static int feed(const int32_t *t, int n, void (*row)(void *, int, const float *), void *ctx)
 {
     struct session *ss = &model.sess;
-    ss->poll = ctrl_c;
+    ss->poll = line_interrupted_poll;
     int rc = session_prefill(ss, t, n, row, ctx);
     if (rc == SESS_CONTEXT_FULL)
         kprintf("\nerror: context full: %d tokens in use, %d more do not fit in %d\n", session_used(ss), n,
@@ -123,7 +116,7 @@ static void emit(void *ctx, const char *text, size_t n)
 static void generate(int n_predict)
 {
     struct session *ss = &model.sess;
-    ss->poll = ctrl_c;
+    ss->poll = line_interrupted_poll;
     session_generate(ss, n_predict, emit, NULL);
     if (ss->st.stop == STOP_CONTEXT_FULL)
         kprintf("\n[context full: %d tokens; generation stopped]", model.eng.n_ctx);

@@ -26,6 +26,12 @@ int line_interrupted(void)
     return 0;
 }
 
+int line_interrupted_poll(void *ctx)
+{
+    (void)ctx;
+    return line_interrupted();
+}
+
 /* The next input byte: typed-ahead ones first. */
 static int next_byte(void)
 {

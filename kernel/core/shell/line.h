@@ -19,4 +19,6 @@ int line_read(const char *prompt, char *buf, size_t cap);
  * the next line_read(), so typing ahead during a generation loses nothing.
  * Never blocks. */
 int line_interrupted(void);
+/* line_interrupted() as a session's poll callback (llm/session.h); ctx unused. */
+int line_interrupted_poll(void *ctx);
 #endif
