@@ -132,7 +132,7 @@ modflags:
 	@echo "MOD_CFLAGS=$(MOD_CFLAGS)"
 	@echo "MOD_LDFLAGS=$(MOD_LDFLAGS)"
 
-.PHONY: all image run test deps clean help modules modflags hosted layout
+.PHONY: all image run test deps clean help modules modflags hosted layout mmbench
 all: image
 
 help:
@@ -259,6 +259,20 @@ bench: image $(B)/fluid-hosted
 	@$(PYTHON) tools/bench.py $(B)/fluid.img --model "$(MODEL)" -p $(BENCH_P) -n $(BENCH_N) -r $(BENCH_R) \
 	  $(if $(HOSTED),--target hosted) \
 	  --mem $(MEM) $(if $(SMP),--smp $(SMP))
+
+# ---- mmbench: the matrix-product modules alone, native, TinyLlama shapes ----
+# (tools/mmbench.c; issue 9's roofline figures).  MMBENCH_FLAGS picks the
+# build, by default the image's x86-64-v3 one.
+MMBENCH_FLAGS ?= -O2 -march=x86-64-v3
+MMBENCH_SRC := tools/mmbench.c $(filter modules/mm_%.c,$(MOD_SRC)) modules/quantize.c
+$(B)/tools/mmbench: $(MMBENCH_SRC) $(MOD_HDRS) Makefile | deps
+	@mkdir -p $(dir $@)
+	@$(CC) -std=c11 $(MMBENCH_FLAGS) -ffp-contract=off -Imodules -Ikernel/include $(MMBENCH_SRC) -lpthread -o $@
+
+mmbench: $(B)/tools/mmbench
+	@$(B)/tools/mmbench bw -t 1; $(B)/tools/mmbench bw -t $(or $(SMP),2)
+	@for t in q4_0 q4_K q8_0; do $(B)/tools/mmbench model $$t -t $(or $(SMP),2); \
+	  $(B)/tools/mmbench model $$t -n 128 -t $(or $(SMP),2) -r 3; done
 
 $(DEFAULT_MODEL): | deps
 	@bash tools/npm-deps.sh

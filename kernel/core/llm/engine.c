@@ -15,7 +15,7 @@ static int act_op(int wtype)
     switch (wtype) {
     case GGML_TYPE_F32: return OP_COPY_F32;
     case GGML_TYPE_F16: return OP_CONVERT_F16;
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0S;
     default: return OP_QUANT_Q8_K;
     }
 }
@@ -25,7 +25,7 @@ static size_t act_row_bytes(int wtype, uint64_t n)
     switch (act_op(wtype)) {
     case OP_COPY_F32: return n * 4;
     case OP_CONVERT_F16: return n * 2;
-    case OP_QUANT_Q8_0: return n / QK8_0 * sizeof(struct block_q8_0);
+    case OP_QUANT_Q8_0S: return n / QK8_0 * sizeof(struct block_q8_0s);
     default: return n / QK_K * sizeof(struct block_q8_K);
     }
 }
@@ -126,7 +126,8 @@ static void linear(struct engine *e, const struct llama_tensor *W, const float *
         PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
     struct mm_job j = {
         .a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
-               .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n },
+               .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n,
+               .n_rows = (int)W->ne1 },
         .mm = optab[mop].fn,
         .op = mop,
     };
