@@ -132,7 +132,7 @@ modflags:
 	@echo "MOD_CFLAGS=$(MOD_CFLAGS)"
 	@echo "MOD_LDFLAGS=$(MOD_LDFLAGS)"
 
-.PHONY: all image run test deps clean help modules modflags hosted layout mmbench
+.PHONY: all image run test deps clean help modules modflags hosted layout mmbench roofline
 all: image
 
 help:
@@ -273,6 +273,10 @@ mmbench: $(B)/tools/mmbench
 	@$(B)/tools/mmbench bw -t 1; $(B)/tools/mmbench bw -t $(or $(SMP),2)
 	@for t in q4_0 q4_K q8_0; do $(B)/tools/mmbench model $$t -t $(or $(SMP),2); \
 	  $(B)/tools/mmbench model $$t -n 128 -t $(or $(SMP),2) -r 3; done
+
+# ---- roofline: per-module cycles, GB/s and GOP/s of decode and prefill ----
+roofline: image $(B)/fluid-hosted $(B)/tools/mmbench
+	@$(PYTHON) tools/roofline.py $(B)/fluid.img --mem $(MEM) $(if $(SMP),--smp $(SMP))
 
 $(DEFAULT_MODEL): | deps
 	@bash tools/npm-deps.sh

@@ -115,15 +115,21 @@ static void mm_rows(void *ctx, int begin, int end, int cpu)
 
 /* Y[i] = W X[i] for n rows (X row stride ldx floats, Y row stride = the
  * output width): convert X into W's activation format (once, on this
- * CPU), then the product with its output rows split over all cores. */
+ * CPU), then the product with its output rows split over all cores.
+ * same_input: X is the previous call's X, unchanged since. */
 static void linear(struct engine *e, const struct llama_tensor *W, const float *X,
-                   int n, size_t ldx, float *Y)
+                   int n, size_t ldx, float *Y, int same_input)
 {
     int aop = act_op(W->type), mop = op_mm_for_type(W->type);
     size_t arb = act_row_bytes(W->type, W->ne0);
     void (*conv)(const float *, void *, int) = optab[aop].fn;
-    for (int i = 0; i < n; i++)
-        PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
+    /* q/k/v and gate/up read the same input: it is converted once, unless
+     * the second matrix wants another format or width. */
+    if (!same_input || aop != e->act_op || W->ne0 != e->act_width) {
+        for (int i = 0; i < n; i++)
+            PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
+        e->act_op = aop, e->act_width = W->ne0;
+    }
     struct mm_job j = {
         .a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
                .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n,
@@ -235,26 +241,26 @@ int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logit
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->attn_norm.data, (int)D, hp->rms_eps),
                       D * 8, 4 * D);
-        linear(e, &L->attn_q, e->xb, n, D, e->q);
-        linear(e, &L->attn_k, e->xb, n, D, e->k);
-        linear(e, &L->attn_v, e->xb, n, D, e->v);
+        linear(e, &L->attn_q, e->xb, n, D, e->q, 0);
+        linear(e, &L->attn_k, e->xb, n, D, e->k, 1);
+        linear(e, &L->attn_v, e->xb, n, D, e->v, 1);
         for (int i = 0; i < n; i++) {
             const float *cs = e->rope_cs + (size_t)i * hp->head_dim;
             PROF_CALL(OP_ROPE, rope(e->q + i * D, (int)hp->n_head, (int)hp->head_dim, cs), D * 4, 6 * D);
             PROF_CALL(OP_ROPE, rope(e->k + i * DKV, (int)hp->n_head_kv, (int)hp->head_dim, cs), DKV * 4, 6 * DKV);
         }
         attention(e, (int)l, n);
-        linear(e, &L->attn_output, e->xb2, n, D, e->xb);
+        linear(e, &L->attn_output, e->xb2, n, D, e->xb, 0);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_ADD, addv(e->x + i * D, e->xb + i * D, (int)D), D * 8, D);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->ffn_norm.data, (int)D, hp->rms_eps),
                       D * 8, 4 * D);
-        linear(e, &L->ffn_gate, e->xb, n, D, e->hb);
-        linear(e, &L->ffn_up, e->xb, n, D, e->hb2);
+        linear(e, &L->ffn_gate, e->xb, n, D, e->hb, 0);
+        linear(e, &L->ffn_up, e->xb, n, D, e->hb2, 1);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_SWIGLU, glu(e->hb + i * FF, e->hb + i * FF, e->hb2 + i * FF, (int)FF), FF * 8, 5 * FF);
-        linear(e, &L->ffn_down, e->hb, n, FF, e->xb);
+        linear(e, &L->ffn_down, e->hb, n, FF, e->xb, 0);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_ADD, addv(e->x + i * D, e->xb + i * D, (int)D), D * 8, D);
     }
@@ -263,7 +269,7 @@ int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logit
         PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, w->output_norm.data, (int)D, hp->rms_eps),
                   D * 8, 4 * D);
     /* Logits of rows first..n-1 land in logits rows first..n-1. */
-    linear(e, &w->output, e->xb + first * D, n - first, D, e->logits + (size_t)first * hp->n_vocab);
+    linear(e, &w->output, e->xb + first * D, n - first, D, e->logits + (size_t)first * hp->n_vocab, 0);
     e->n_past += n;
     return 0;
 }
