@@ -496,7 +496,9 @@ def apply_to(a, plan, plan_path, tag, reg_tag, medium):
     except ImageError as e:
         die(str(e))
     if a.stop_after is not None:
-        n = int(a.stop_after * len(slot)) if a.stop_after <= 1 else int(a.stop_after)
+        # A fraction of the slot, a byte count, or (negative) all but that many bytes from its end.
+        n = int(len(slot) + a.stop_after) if a.stop_after < 0 else \
+            int(a.stop_after * len(slot)) if a.stop_after <= 1 else int(a.stop_after)
         log(f"SIMULATED CRASH: writing only {n} of {len(slot)} bytes of generation {gen} to slot {target}")
         medium.write_slot(target, slot, stop_after=n)
         return
