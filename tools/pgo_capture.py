@@ -40,13 +40,14 @@ class ProfileError(Exception):
 
 
 def extract_profile(text, where="the console output"):
-    """The LAST complete profile in `text` (a log may hold several
-    exports), parsed and schema-checked.  Raises ProfileError."""
-    j = text.rfind(PROF_END)
-    i = text.rfind(PROF_BEGIN, 0, j if j >= 0 else len(text))
+    """The LAST profile in `text` (a log may hold several exports),
+    parsed and schema-checked; a last one that is cut off is an error, not
+    a reason to take an older one.  Raises ProfileError."""
+    i = text.rfind(PROF_BEGIN)
+    j = text.find(PROF_END, i + 1) if i >= 0 else -1
     if i < 0:
         raise ProfileError(f"no profile in {where}: no {PROF_BEGIN} line (type `prof export` at the prompt)")
-    if j < 0 or j < i:
+    if j < 0:
         raise ProfileError(f"the profile in {where} is cut off: {PROF_BEGIN} has no {PROF_END} line after it")
     body = text[i + len(PROF_BEGIN):j].replace("\r", "")
     try:

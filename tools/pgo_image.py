@@ -317,7 +317,8 @@ class Medium:
         if not r["bytes"]:
             return None
         data = os.pread(self.fd, min(r["bytes"], MOD_HEADER_BYTES), r["lba"] * SECTOR)
-        if len(data) < MOD_HEADER_BYTES or MH.get(data, "magic") != L.FLUID_MOD_MAGIC:
+        if (len(data) < MOD_HEADER_BYTES or MH.get(data, "magic") != L.FLUID_MOD_MAGIC
+                or MH.get(data, "header_crc") != zlib.crc32(data[:MH.off("header_crc")])):
             return None
         return MH.get(data, "abi_version")
 
