@@ -138,7 +138,10 @@ def from_old_image(old, check):
     except ImageError as e:
         raise Unfit([(str(old), str(e))]) from None
     if cur is None:
-        raise Nothing(f"{old} has no valid cache slot")
+        bad = [f"slot {i}: {s['why']}" for i, s in enumerate(slots) if s["state"] != "empty"]
+        if bad:
+            raise Unfit([(str(old), "its cache is unusable: " + "; ".join(bad))])
+        raise Nothing(f"{old} has no cache")
     info = slots[cur]["info"]
     why = check.why_not(info["model_id"], info["entries"], info["generation"])
     if why:
@@ -159,7 +162,7 @@ def from_cache_dir(cache_dir, check):
         try:
             for m in reg.get("modules", []):
                 data = (d / m["file"]).read_bytes()
-                mine.append(dict(tag=tag, name=m["name"], file=data, opt=m["opt_level"], flags=0))
+                mine.append(dict(tag=tag, name=m["name"], file=data))
                 if parse_module(data)["sha256"].hex() != m["sha256"]:
                     raise ValueError(f"{d / m['file']} is not the module registry.json lists")
         except (OSError, ValueError, KeyError) as e:
@@ -170,8 +173,6 @@ def from_cache_dir(cache_dir, check):
         if why:
             dropped.append((str(d), why))
             continue
-        for e in mine:
-            e["flags"] = parse_module(e["file"])["flags"]
         entries += mine
         gens.append(gen)
         model_id = reg.get("model_id")

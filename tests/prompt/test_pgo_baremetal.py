@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, ROOT, build_image
+from conftest import ROOT, build_image
 
 sys.path.insert(0, str(ROOT / "tools"))
 import fluidvm  # noqa: E402

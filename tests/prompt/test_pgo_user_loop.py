@@ -292,6 +292,22 @@ def test_cached_modules_of_another_module_abi_drop_the_cache(loop):
             f"the image's kernel ABI {L.FLUID_MOD_ABI_VERSION}") in out
 
 
+def test_damaged_slot_of_the_old_image_is_reported(loop):
+    """A cache the rebuild cannot read (a flipped bit in its registry) is
+    not silently lost: the line says what is wrong with it."""
+    img = loop["dir"] / "damaged.img"
+    shutil.copy(loop["img"], img)
+    r = pgo.read_image_header(img)["regions"][pgo.REGION_CACHE]
+    with open(img, "r+b") as f:
+        f.seek(r["lba"] * 512 + pgo.L.CACHE_SLOT.size + 40)         # inside the registry
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0x10]))
+    out = make("image", **dict(loop["vars"], IMAGE=img, PGO_CACHE=loop["dir"] / "no-cache-dir"))
+    assert (f"cache: dropped, the image's modules run: its cache is unusable: slot 0: registry SHA-256 mismatch "
+            f"[{img}]") in out
+
+
 # ---- make pgo-report, rendered by headless Chromium ----
 
 CHROMIUM = shutil.which("chromium")
