@@ -116,17 +116,11 @@ THRESHOLDS = [("ultra-hot", 0.25, 3), ("hot", 0.05, 2), ("warm", 0.005, 1)]
 # ---- profile ----
 
 def build_image(image, model, cache_dir):
-    """(Re)build `image` with `model` from the built boot pieces, the cache
-    carried over as the Makefile's image rule does."""
-    b = ROOT / "build"
-    pieces = [b / "tools/mkimage", b / "bootloader/stage1.bin", b / "bootloader/stage2.bin", b / "kernel.bin",
-              b / "modules.bin"]
-    subprocess.run(["make", "-s", "-C", str(ROOT), *[str(p.relative_to(ROOT)) for p in pieces]], check=True)
-    tmp = Path(f"{image}.tmp")
-    subprocess.run([str(pieces[0]), "-o", str(tmp), "--stage1", str(pieces[1]), "--stage2", str(pieces[2]),
-                    "--kernel", str(pieces[3]), "--modules", str(pieces[4]), "--model", str(model)], check=True)
-    log(pgo_carry.carry(tmp, old=image, cache_dir=cache_dir, model=model))
-    os.replace(tmp, image)
+    """(Re)build `image` with `model` by the Makefile's image rule, which
+    carries the cache over (or says why not)."""
+    subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT), "image",
+                    f"IMAGE={Path(image).resolve()}", f"MODEL={Path(model).resolve()}",
+                    f"PGO_CACHE={Path(cache_dir).resolve()}"], check=True)
 
 
 def profile_image(a):
