@@ -196,11 +196,13 @@ void swiglu(float *out, const float *g, const float *u, int n);
 void add(float *y, const float *x, int n);
 
 /* ---- Attention for one query head over n_pos cached positions.
- * k, v: n_pos rows of head_dim floats, row j at k + j * stride. */
-void attn_scores(const float *q, const float *k, size_t stride, int n_pos,
+ * q: head_dim halves; k, v: n_pos rows of head_dim halves (the F16 KV
+ * cache), row j at k + j * stride halves.  p: n_pos floats, rounded to F16
+ * before use (llama.cpp's F16 KV path). */
+void attn_scores(const ggml_half *q, const ggml_half *k, size_t stride, int n_pos,
                  int head_dim, float scale, float *s);  /* s[j] = scale*q.k_j */
 void softmax(float *s, int n);                           /* in place */
-void attn_wsum(const float *p, const float *v, size_t stride, int n_pos,
+void attn_wsum(const float *p, const ggml_half *v, size_t stride, int n_pos,
                int head_dim, float *out);                /* out = sum p_j v_j */
 
 #endif

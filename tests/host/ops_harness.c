@@ -8,8 +8,8 @@
  *           (Y is n_tok x n_out, prefilled with 1e30 outside [row0,row1))
  *   rmsnorm n eps x w out | rope n_heads head_dim x cs out
  *   swiglu n g u out | add n y x out | softmax n s out
- *   scores n_pos head_dim stride scale q k out
- *   wsum n_pos head_dim stride p v out
+ *   scores n_pos head_dim stride scale q k out   (q, k: F16)
+ *   wsum n_pos head_dim stride p v out           (v: F16)
  *   isa                                   print the compiled-in SIMD paths
  *   mem                                   self-test memcpy/memset/memmove
  */

@@ -465,16 +465,21 @@ def test_softmax(h):
 
 
 def test_attention(h):
+    """F16 q, K and V (the F16 KV cache), F16-rounded probabilities, F32
+    products and sums: against float64 products of the same halves."""
     rng = np.random.default_rng(13)
     n_pos, hd, stride = 37, 64, 256   # rows of a KV cache with 4 heads
-    q = rng.standard_normal(hd).astype(F32)
-    k = rng.standard_normal(n_pos * stride).astype(F32)
-    v = rng.standard_normal(n_pos * stride).astype(F32)
+    q = rng.standard_normal(hd).astype(np.float16)
+    k = rng.standard_normal(n_pos * stride).astype(np.float16)
+    v = rng.standard_normal(n_pos * stride).astype(np.float16)
     kk = k.reshape(n_pos, stride)[:, :hd].astype(np.float64)
     vv = v.reshape(n_pos, stride)[:, :hd].astype(np.float64)
+    q64 = q.astype(np.float64)
     got = h.run("scores", n_pos, hd, stride, 0.125, h.file(q), h.file(k))
-    want = 0.125 * (kk @ q)
-    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(kk @ np.abs(q)).max())
+    want = 0.125 * (kk @ q64)
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(kk @ np.abs(q64)).max())
     p = rng.random(n_pos).astype(F32)
     got = h.run("wsum", n_pos, hd, stride, h.file(p), h.file(v))
-    assert np.allclose(got, p @ vv, rtol=1e-5, atol=1e-6 * (p @ np.abs(vv)).max())
+    p16 = p.astype(np.float16).astype(np.float64)     # rounded as llama.cpp does
+    assert np.allclose(got, p16 @ vv, rtol=1e-5, atol=1e-6 * (p16 @ np.abs(vv)).max())
+    assert not np.allclose(got, p @ vv, rtol=1e-7, atol=0)   # the rounding is there

@@ -41,7 +41,8 @@ uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
     f += up64(B * hp->n_vocab * 4);                 /* logits */
     f += up64(B * hp->head_dim * 4);                /* rope_cs */
     f += up64(B * big * 4);                         /* act (>= any format) */
-    f += 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+    f += up64(B * hp->n_embd * 2);                  /* qh: q as F16 */
+    f += 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 2);   /* F16 KV cache */
     return f;
 }
 
@@ -76,8 +77,9 @@ int engine_init(struct engine *e, const struct llama_model *m, int n_ctx,
     TAKE(e->logits, B * hp->n_vocab * 4);
     TAKE(e->rope_cs, B * hp->head_dim * 4);
     TAKE(e->act, B * big * 4);
-    TAKE(e->kcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
-    TAKE(e->vcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+    TAKE(e->qh, B * hp->n_embd * 2);
+    TAKE(e->kcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 2);
+    TAKE(e->vcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 2);
 #undef TAKE
     e->act_row = big * 4;
     e->mem_bytes = need;
@@ -155,8 +157,8 @@ static void rope_table(const struct llama_hparams *hp, int pos, float *cs)
 
 struct attn_job {
     struct engine *e;
-    const float *kl, *vl;   /* this layer's K and V cache */
-    size_t head_stride;     /* floats between KV heads in the cache */
+    const ggml_half *kl, *vl; /* this layer's K and V cache */
+    size_t head_stride;     /* halves between KV heads in the cache */
     int n, hd, group;
     float scale;
 };
@@ -170,21 +172,22 @@ static void attn_heads(void *ctx, int h0, int h1, int cpu)
     const struct llama_hparams *hp = &e->hp;
     int hd = j->hd;
     float *att = e->att + (size_t)cpu * e->att_stride;
-    void (*scores)(const float *, const float *, size_t, int, int, float, float *) = optab[OP_ATTN_SCORES].fn;
+    void (*scores)(const ggml_half *, const ggml_half *, size_t, int, int, float, float *) =
+        optab[OP_ATTN_SCORES].fn;
     void (*smax)(float *, int) = optab[OP_SOFTMAX].fn;
-    void (*wsum)(const float *, const float *, size_t, int, int, float *) = optab[OP_ATTN_WSUM].fn;
+    void (*wsum)(const float *, const ggml_half *, size_t, int, int, float *) = optab[OP_ATTN_WSUM].fn;
     for (int i = 0; i < j->n; i++) {
         int n_pos = e->n_past + i + 1;   /* causal: positions 0..pos */
         for (int h = h0; h < h1; h++) {
-            const float *q = e->q + (size_t)i * hp->n_embd + (size_t)h * hd;
-            const float *kh = j->kl + (size_t)(h / j->group) * j->head_stride;
-            const float *vh = j->vl + (size_t)(h / j->group) * j->head_stride;
+            const ggml_half *q = e->qh + (size_t)i * hp->n_embd + (size_t)h * hd;
+            const ggml_half *kh = j->kl + (size_t)(h / j->group) * j->head_stride;
+            const ggml_half *vh = j->vl + (size_t)(h / j->group) * j->head_stride;
             float *out = e->xb2 + (size_t)i * hp->n_embd + (size_t)h * hd;
             PROF_CALL(OP_ATTN_SCORES, scores(q, kh, hd, n_pos, hd, j->scale, att),
-                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+                      (uint64_t)n_pos * hd * 2, 2ull * n_pos * hd);
             PROF_CALL(OP_SOFTMAX, smax(att, n_pos), (uint64_t)n_pos * 4, 4ull * n_pos);
             PROF_CALL(OP_ATTN_WSUM, wsum(att, vh, hd, n_pos, hd, out),
-                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+                      (uint64_t)n_pos * hd * 2, 2ull * n_pos * hd);
         }
     }
 }
@@ -194,15 +197,19 @@ static void attention(struct engine *e, int layer, int n)
     const struct llama_hparams *hp = &e->hp;
     int hd = (int)hp->head_dim;
     size_t head_stride = (size_t)e->n_ctx * hd;
-    float *kl = e->kcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
-    float *vl = e->vcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
-    /* Append this batch's K and V: cache[kv_head][pos][head_dim]. */
-    for (int i = 0; i < n; i++)
+    ggml_half *kl = e->kcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
+    ggml_half *vl = e->vcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
+    void (*to_f16)(const float *, void *, int) = optab[OP_CONVERT_F16].fn;
+    /* Append this batch's K and V as F16: cache[kv_head][pos][head_dim];
+     * the queries as F16 too (what llama.cpp's F16 KV path multiplies). */
+    for (int i = 0; i < n; i++) {
         for (uint32_t h = 0; h < hp->n_head_kv; h++) {
             size_t at = h * head_stride + (size_t)(e->n_past + i) * hd;
-            memcpy(kl + at, e->k + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
-            memcpy(vl + at, e->v + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
+            to_f16(e->k + (size_t)i * hp->n_embd_kv + h * hd, kl + at, hd);
+            to_f16(e->v + (size_t)i * hp->n_embd_kv + h * hd, vl + at, hd);
         }
+        to_f16(e->q + (size_t)i * hp->n_embd, e->qh + (size_t)i * hp->n_embd, (int)hp->n_embd);
+    }
     /* Then every query head over all cores (GQA: head h reads KV head
      * h / group). */
     struct attn_job j = {

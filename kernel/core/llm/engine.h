@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "llm/llama_model.h"
+#include "ops.h"   /* ggml_half */
 
 #define ENGINE_BATCH 32   /* tokens per forward call, at most */
 
@@ -39,7 +40,8 @@ struct engine {
     size_t act_row;       /* bytes of one converted row, at most */
     int act_op;           /* format of what act holds (linear()'s reuse) */
     uint64_t act_width;   /* and its row width */
-    float *kcache, *vcache; /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    ggml_half *qh;        /* [ENGINE_BATCH][n_embd]: q as F16 for attention */
+    ggml_half *kcache, *vcache; /* F16 [n_layer][n_head_kv][n_ctx][head_dim] */
     uint64_t mem_bytes;   /* memory this engine took */
 };
 
