@@ -36,6 +36,7 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "tools"))
 import fluidvm  # noqa: E402
 import pgo  # noqa: E402
+import pgo_image  # noqa: E402
 from pgo_report import GEN_COLOURS  # noqa: E402
 
 MEM = "1G"
@@ -184,7 +185,7 @@ def test_make_run_runs_the_applied_cache(loop):
     assert f"cache: tag {tag} found, generation 1 (slot 0)" in t
     assert f"cache: {len(loop['planned'])} modules loaded, 0 rejected" in t
     vs = variants(loop["cmds"]["modules"])
-    assert len(vs) == 25
+    assert len(vs) == pgo_image.L.OP_COUNT
     for op, (module, variant, opt, march) in vs.items():
         want = loop["planned"].get(module)
         if want:
