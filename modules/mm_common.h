@@ -55,6 +55,26 @@ FLUID_INLINE void unpack_scales_k4(const uint8_t *s, uint8_t *sc, uint8_t *mn)
 }
 
 #if defined(FLUID_AVX2)
+/* unpack_scales_k4 for SIMD use: the 8 scales in int16 lanes 0..7 and the
+ * 8 mins in lanes 8..15, by whole-word masks (the bit moves of ggml's
+ * utmp/kmask code in ggml_vec_dot_q4_K_q8_K, derived from the layout). */
+FLUID_INLINE __m256i unpack_scales_k4_i16(const uint8_t *s)
+{
+    uint32_t u[3];
+    __builtin_memcpy(u, s, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    const uint32_t sc_lo = u[0] & m6;                                   /* sc[0..3] */
+    const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);     /* sc[4..7] */
+    const uint32_t mn_lo = u[1] & m6;                                   /* mn[0..3] */
+    const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mn[4..7] */
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo));
+}
+
+/* Int16 lane k of v (k < 8, a constant) in all 16 lanes. */
+#define BCAST_I16(v, k) \
+    _mm256_shuffle_epi8(_mm256_permute2x128_si256((v), (v), 0x00), \
+                        _mm256_set1_epi16((short)(0x0100 * (2 * (k) + 1) + 2 * (k))))
+
 /* Sum of 8 floats: (hi128 + lo128), then pairs, as ggml's hsum_float_8. */
 FLUID_INLINE float hsum_f32x8(__m256 v)
 {
