@@ -98,22 +98,6 @@ FLUID_INLINE __m256i dot_u8s8_i32(__m256i u, __m256i s)
 #endif
 }
 
-/* dot_u8s8_i32(u1, s1) + dot_u8s8_i32(u2, s2) for nibbles u1, u2 <= 15:
- * the two maddubs int16 results are added before widening (each pair
- * sum is at most 2 * 15 * 128, so their sum cannot saturate). */
-FLUID_INLINE __m256i dot2_u4s8_i32(__m256i u1, __m256i s1, __m256i u2, __m256i s2)
-{
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
-#elif defined(__AVXVNNI__)
-    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
-#else
-    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(u1, s1),
-                                              _mm256_maddubs_epi16(u2, s2)),
-                             _mm256_set1_epi16(1));
-#endif
-}
-
 /* dot_u8s8_i32(u1, s1) + dot_u8s8_i32(u2, s2), any unsigned bytes with
  * the same int16 limit per product pair as dot_u8s8_i32. */
 FLUID_INLINE __m256i dot2_u8s8_i32(__m256i u1, __m256i s1, __m256i u2, __m256i s2)
@@ -124,6 +108,20 @@ FLUID_INLINE __m256i dot2_u8s8_i32(__m256i u1, __m256i s1, __m256i u2, __m256i s
     return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
 #else
     return _mm256_add_epi32(dot_u8s8_i32(u1, s1), dot_u8s8_i32(u2, s2));
+#endif
+}
+
+/* dot2_u8s8_i32 for nibbles u1, u2 <= 15: without VNNI the two maddubs
+ * int16 results are added before widening (each pair sum is at most
+ * 2 * 15 * 128, so their sum cannot saturate): one vpmaddwd, not two. */
+FLUID_INLINE __m256i dot2_u4s8_i32(__m256i u1, __m256i s1, __m256i u2, __m256i s2)
+{
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+    return dot2_u8s8_i32(u1, s1, u2, s2);
+#else
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(u1, s1),
+                                              _mm256_maddubs_epi16(u2, s2)),
+                             _mm256_set1_epi16(1));
 #endif
 }
 
