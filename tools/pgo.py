@@ -115,7 +115,7 @@ def die(msg):
 
 L = load_layout()
 IH, RG, MH, MS, ME = L.IMAGE_HEADER, L.REGION, L.MOD_HEADER, L.MOD_SHAPE, L.MOD_ENTRY
-CS, CE, CT = L.CACHE_SLOT, L.CACHE_ENTRY, L.CACHE_TRAILER
+CS, CE, CT, CC = L.CACHE_SLOT, L.CACHE_ENTRY, L.CACHE_TRAILER, L.CACHE_CHOICE
 SECTOR = L.FLUID_SECTOR_BYTES
 IMAGE_MAGIC = L.FLUID_IMAGE_MAGIC
 REGION_CACHE, REGION_MODEL = L.FLUID_REGION_CACHE, L.FLUID_REGION_MODEL
@@ -274,6 +274,11 @@ def parse_slot(data):
             or n_entries > L.FLUID_CACHE_MAX_ENTRIES or reg_off != CS.size or reg_bytes != n_entries * CE.size
             or reg_off + reg_bytes > slot_bytes - CT.size):
         return "bad-header", "inconsistent header", None
+    ch_off, n_ch = CS.get(h, "choice_offset"), CS.get(h, "n_choices")
+    if (ch_off != 0 if n_ch == 0 else
+            n_ch > L.FLUID_CACHE_MAX_CHOICES or ch_off % L.FLUID_CACHE_CHOICE_ALIGN or ch_off < reg_off + reg_bytes
+            or ch_off + n_ch * CC.size > slot_bytes - CT.size):
+        return "bad-header", "inconsistent tuned-choice table", None
     if len(data) < slot_bytes:
         return "torn", "slot shorter than its header says", None
     t = data[slot_bytes - CT.size:slot_bytes]
@@ -294,7 +299,31 @@ def parse_slot(data):
                             file=data[off:off + nbytes]))
     info = dict(generation=gen, slot_bytes=slot_bytes, entries=entries, created=CS.get(h, "created_unix"),
                 writer=cstr(CS.get(h, "writer")), model_id=cstr(CS.get(h, "model_id")))
+    info["choices"], info["choices_error"] = parse_choices(data, h)
+    info["choice_meta"] = {f: (CS.get(h, f) if f == "choice_tsc_hz" else cstr(CS.get(h, f)))
+                           for f in ("choice_tag", "choice_cpu", "choice_model_id", "choice_tsc_hz")}
     return "valid", "", info
+
+
+def parse_choices(data, h):
+    """The tuned choices of a checked slot (as modfmt_slot_choices in the
+    kernel): ([dict(op, op_name, module, march, opt, flags, sha256, cycles,
+    default_cycles)], None), or ([], reason) when the table is damaged (the
+    slot's modules stay usable)."""
+    off, n = CS.get(h, "choice_offset"), CS.get(h, "n_choices")
+    table = data[off:off + n * CC.size]
+    if n and hashlib.sha256(table).digest() != CS.get(h, "choice_sha256"):
+        return [], "tuned-choice table SHA-256 mismatch"
+    out = []
+    for i in range(n):
+        b = table[i * CC.size:(i + 1) * CC.size]
+        op = CC.get(b, "op")
+        if op >= L.OP_COUNT or any(c["op"] == op for c in out):
+            return [], f"tuned choice {i}: op {op} unknown or repeated"
+        out.append(dict(op=op, op_name=L.OPS[op], module=cstr(CC.get(b, "module")), march=cstr(CC.get(b, "march")),
+                        opt=CC.get(b, "opt_level"), flags=CC.get(b, "flags"), sha256=CC.get(b, "sha256"),
+                        cycles=CC.get(b, "cycles"), default_cycles=CC.get(b, "default_cycles")))
+    return out, None
 
 
 def read_cache_region(image):
@@ -317,9 +346,12 @@ def newest_slot(slots):
     return max(valid)[1] if valid else None
 
 
-def build_slot(generation, entries, model_id):
-    """Bytes of a slot: header, registry, module files, trailer.  entries:
-    [dict(tag, name, file, opt, flags)] (file = whole module file)."""
+def build_slot(generation, entries, model_id, choices=(), choice_meta=None):
+    """Bytes of a slot: header, registry, module files, tuned choices,
+    trailer.  entries: [dict(tag, name, file, opt, flags)] (file = whole
+    module file); choices: parse_choices() records to carry, with
+    choice_meta (the slot info's "choice_meta": tag, CPU, model, TSC rate
+    they were measured with)."""
     reg_off = CS.size
     reg_bytes = len(entries) * CE.size
     off = reg_off + reg_bytes
@@ -342,6 +374,20 @@ def build_slot(generation, entries, model_id):
         body += e["file"]
         off += len(e["file"])
     end = reg_off + reg_bytes + len(body)
+    table = bytearray()
+    choice_off = 0
+    if choices:
+        choice_off = (end + L.FLUID_CACHE_CHOICE_ALIGN - 1) // L.FLUID_CACHE_CHOICE_ALIGN * L.FLUID_CACHE_CHOICE_ALIGN
+        body += bytes(choice_off - end)
+        for c in choices:
+            r = bytearray(CC.size)
+            for f, v in (("op", c["op"]), ("opt_level", c["opt"]), ("module", c["module"].encode()),
+                         ("march", c["march"].encode()), ("sha256", c["sha256"]), ("flags", c["flags"]),
+                         ("cycles", c["cycles"]), ("default_cycles", c["default_cycles"])):
+                CC.put(r, f, v)
+            table += r
+        body += table
+        end = choice_off + len(table)
     slot_bytes = (end + SECTOR - 1) // SECTOR * SECTOR + CT.size
     if slot_bytes > CACHE_SLOT_BYTES:
         die(f"the cache slot would need {slot_bytes} bytes; a slot holds {CACHE_SLOT_BYTES}")
@@ -353,6 +399,13 @@ def build_slot(generation, entries, model_id):
                  ("writer", WRITER.encode()[:CS.fields["writer"][1] - 1]),
                  ("model_id", model_id.encode()[:CS.fields["model_id"][1] - 1])):
         CS.put(h, f, v)
+    if choices:
+        meta = choice_meta or {}
+        for f, v in (("choice_offset", choice_off), ("n_choices", len(choices)),
+                     ("choice_sha256", hashlib.sha256(table).digest()), ("choice_tsc_hz", meta.get("choice_tsc_hz", 0))):
+            CS.put(h, f, v)
+        for f in ("choice_tag", "choice_cpu", "choice_model_id"):
+            CS.put(h, f, meta.get(f, "").encode()[:CS.fields[f][1] - 1])
     CS.put(h, "header_crc", zlib.crc32(bytes(h[:CS.off("header_crc")])))
     slot = bytearray(slot_bytes)
     slot[0:CS.size] = h
@@ -788,6 +841,7 @@ def cmd_apply(a):
                 keep.append(dict(tag=e["tag"], name=e["name"], file=e["file"], opt=e["opt"], flags=e["flags"]))
     entries = keep + built
     cur_gen = slots[cur]["info"]["generation"] if cur is not None else 0
+    choices, choice_meta = carried_choices(slots[cur]["info"] if cur is not None else None, built)
     if cur is not None:
         same = sorted((e["tag"], e["file"]) for e in slots[cur]["info"]["entries"]) == \
             sorted((e["tag"], e["file"]) for e in entries) and slots[cur]["info"]["model_id"] == plan["model_id"]
@@ -796,7 +850,7 @@ def cmd_apply(a):
             return
     target = 1 - cur if cur is not None else 0
     gen = cur_gen + 1
-    slot = build_slot(gen, entries, plan["model_id"])
+    slot = build_slot(gen, entries, plan["model_id"], choices, choice_meta)
     if a.stop_after is not None:
         n = int(a.stop_after * len(slot)) if a.stop_after <= 1 else int(a.stop_after)
         log(f"SIMULATED CRASH: writing only {n} of {len(slot)} bytes of generation {gen} to slot {target}")
@@ -806,6 +860,26 @@ def cmd_apply(a):
     tags = sorted({e["tag"] for e in entries})
     log(f"wrote generation {gen} to slot {target} of {image}: {len(entries)} modules, tags {' '.join(tags)} "
         f"({len(slot)} bytes); slot {1 - target} keeps generation {cur_gen or 'none'}")
+
+
+def carried_choices(info, built):
+    """The tuned choices (kernel `tune`) of the newest slot that a new
+    generation keeps: all but those for ops a module of this apply serves
+    (the plan asked for that module; run `tune` again to compare it).
+    Returns (choices, choice_meta)."""
+    if not info or not info.get("choices"):
+        if info and info.get("choices_error"):
+            log(f"tuned choices of generation {info['generation']} dropped: {info['choices_error']}")
+        return [], None
+    served = {op for b in built for op, _ in parse_module(b["file"])["entries"]}
+    keep = [c for c in info["choices"] if c["op"] not in served]
+    for c in info["choices"]:
+        if c["op"] in served:
+            log(f"tuned choice for {c['op_name']} ({c['march']} -O{c['opt']}) dropped: this apply builds a new "
+                f"module for it (run `tune` at the prompt to compare them)")
+    if keep:
+        log(f"{len(keep)} tuned choices (measured on {info['choice_meta']['choice_tag']}) carried over")
+    return keep, info["choice_meta"]
 
 
 def cmd_cache_info(a):
@@ -820,6 +894,15 @@ def cmd_cache_info(a):
                   f"tags {' '.join(tags) or '(none)'}, model {inf['model_id']}{'  [newest]' if i == cur else ''}")
             for e in inf["entries"]:
                 print(f"    {e['tag']:<18} {e['name']:<12} -O{e['opt']} sha256 {e['sha256'].hex()[:16]}")
+            if inf["choices_error"]:
+                print(f"    tuned choices: ignored: {inf['choices_error']}")
+            elif inf["choices"]:
+                m = inf["choice_meta"]
+                print(f"    tuned choices: {len(inf['choices'])}, measured on {m['choice_tag']} ({m['choice_cpu']}), "
+                      f"model {m['choice_model_id']}")
+                for c in inf["choices"]:
+                    print(f"    tuned {c['op_name']:<14} {c['module']:<12} {c['march']:<16} -O{c['opt']} "
+                          f"sha256 {c['sha256'].hex()[:16]} {c['cycles']} cycles (default {c['default_cycles']})")
         else:
             print(f"slot {i}: {s['state']}: {s['why']}")
 

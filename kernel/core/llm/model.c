@@ -21,6 +21,25 @@ static void fail(const char *fmt, const char *a)
     kprintf("model: %s\n", model.error);
 }
 
+void model_id_string(char *out, size_t cap)
+{
+    const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
+    if (!model.loaded) {
+        snprintf(out, cap, "none");
+        return;
+    }
+    char name[64];
+    size_t n = 0;
+    for (const char *p = model.name; *p && n < sizeof name - 1; p++) {
+        char c = *p;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        name[n++] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ? c : '-';
+    }
+    name[n] = 0;
+    snprintf(out, cap, "%s-%08x", n ? name : "model", r->crc32);
+}
+
 int model_require(void)
 {
     if (model.loaded)
