@@ -334,10 +334,12 @@ uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *
                 t1 = tsc_begin();
             for (int i = 0; i < k; i++) {
                 int d = m[i]->ne0 != in.D;
+                /* engine_forward computes the logits of a batch's last token only */
+                int n_tok = m[i] == &model.m.w.output ? 1 : ntok;
                 struct matmul_args args = {
                     .w = m[i]->data, .w_row_bytes = m[i]->row_bytes, .x = in.act[a][d],
                     .x_row_bytes = engine_act_row_bytes(w->wtype, m[i]->ne0), .y = y, .ldy = m[i]->ne1,
-                    .n_in = (int)m[i]->ne0, .row0 = 0, .row1 = (int)m[i]->ne1, .n_tok = ntok,
+                    .n_in = (int)m[i]->ne0, .row0 = 0, .row1 = (int)m[i]->ne1, .n_tok = n_tok,
                 };
                 if (phase)
                     args.y = y + m[i]->ne1;

@@ -6,8 +6,10 @@
  *   mm_<type>        every weight matrix of that type in one block (plus
  *                    the output matrix when it has that type), once as a
  *                    decode step (1 token) and once as a prefill batch of
- *                    ENGINE_BATCH tokens, split over every online CPU as
- *                    engine.c splits it (engine_matmul)
+ *                    ENGINE_BATCH tokens (the output matrix for the batch's
+ *                    last token only, as engine_forward computes it),
+ *                    split over every online CPU as engine.c splits it
+ *                    (engine_matmul)
  *   dequant_<type>   a row of token_embd per token (the token lookup)
  *   quantize_* / convert_f16 / copy_f32
  *                    the activation rows one token converts: one of n_embd

@@ -6,11 +6,14 @@
  *                             fastest of each from now on and keep the
  *                             choice in the disk's cache region
  *   tune show                 the choices in force (also in `cache`)
+ *   tune save                 write the choices in force as a new cache
+ *                             generation (after `tune --no-save`)
  *   tune clear                back to the default variants; a new cache
  *                             generation without choices
  *
- * Test mode only: `tune --stop-after N` writes only the first N sectors of
- * the new generation and powers off, as a power cut would.
+ * Test mode only: `tune --stop-after N` and `tune save --stop-after N`
+ * write only the first N sectors of the new generation and power off, as
+ * a power cut would.
  */
 #include <string.h>
 #include "lib/kprintf.h"
@@ -51,8 +54,8 @@ static int cmd_tune(int argc, char **argv, const char *line)
         return 0;
     }
     long reps = TUNE_REPS, stop_after = -1;
-    int save = 1;
-    for (int i = 1; i < argc; i++) {
+    int save = 1, save_only = argc > 1 && strcmp(argv[1], "save") == 0;
+    for (int i = 1 + save_only; i < argc; i++) {
         if (strcmp(argv[i], "-r") == 0 && i + 1 < argc) {
             if (shell_parse_long(argv[++i], &reps) != 0 || reps < 1 || reps > TUNE_MAX_REPS) {
                 kprintf("error: -r takes 1..%d repetitions\n", TUNE_MAX_REPS);
@@ -70,9 +73,23 @@ static int cmd_tune(int argc, char **argv, const char *line)
                 return 1;
             }
         } else {
-            kprintf("error: usage: tune [-r N] [--no-save] | tune show | tune clear\n");
+            kprintf("error: usage: tune [-r N] [--no-save] | tune show | tune save | tune clear\n");
             return 1;
         }
+    }
+    if (save_only) {
+        if (!choices.n) {
+            kprintf("error: tune save: no tuned choices to save (run `tune`)\n");
+            return 1;
+        }
+        struct cache_choice_meta meta = { choices.tag, choices.cpu_brand, choices.model_id, choices.tsc_hz };
+        if (cache_write_choices(choices.c, choices.n, &meta, stop_after, &res, err, sizeof err) != 0) {
+            kprintf("error: tune save: %s\n", err);
+            return 1;
+        }
+        choices.generation = res.generation;
+        print_written(&res);
+        return 0;
     }
     if (model_require())
         return 1;
@@ -105,7 +122,7 @@ static int cmd_tune(int argc, char **argv, const char *line)
 }
 
 const struct shell_cmd tune_commands[] = {
-    { "tune", "[-r N] [--no-save] | show | clear",
+    { "tune", "[-r N] [--no-save] | show | save | clear",
       "time every variant of each hot op on the model's shapes; run and keep the fastest", cmd_tune, 0 },
     { 0 },
 };
