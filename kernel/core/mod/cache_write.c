@@ -61,6 +61,13 @@ int cache_write_choices(const struct fluid_cache_choice *c, int n, const struct 
         goto out;
     }
     struct blkdev *d = sc.disk;
+    for (int s = 0; s < 2; s++)
+        if (sc.slot[s].state == SLOT_UNREAD) {
+            /* Which slot holds the generation in force is unknown: writing
+             * either could destroy it. */
+            snprintf(err, cap, "cannot read cache slot %d (%s); nothing written", s, sc.slot[s].why);
+            goto out;
+        }
     if (!d->write) {
         snprintf(err, cap, "%s cannot be written: %s", d->name, d->read_only ? d->read_only : "no write support");
         goto out;
@@ -127,12 +134,21 @@ int cache_write_choices(const struct fluid_cache_choice *c, int n, const struct 
     uint32_t sectors = slot_bytes / SECTOR;
     long budget = stop_after;
     /* 1: everything but the trailer, durable; 2: the trailer, durable. */
-    int e = write_part(d, base, img, 0, sectors - 1, &budget);
-    if (!e && budget != 0)
+    int e = write_part(d, base, img, 0, sectors - 1, &budget), in_trailer = 0;
+    if (!e && budget != 0) {
+        in_trailer = 1;
         e = write_part(d, base, img, sectors - 1, sectors, &budget);
+    }
     if (e) {
-        snprintf(err, cap, "writing generation %llu to slot %d failed: %s", (unsigned long long)h.generation,
-                 target, d->error[0] ? d->error : blk_strerror(e));
+        /* A failed commit-record write may still have reached the disk
+         * (its flush failed, or the device finished it when reset). */
+        snprintf(err, cap, "writing generation %llu to slot %d failed: %s; %s", (unsigned long long)h.generation,
+                 target, d->error[0] ? d->error : blk_strerror(e),
+                 in_trailer ? "the next boot runs the previous generation or, if the commit record reached the "
+                              "disk after all, this one (both whole)"
+                            : "the previous generation stays in force");
+        if (e == BLK_ETIMEOUT)
+            img = back = NULL;   /* a device that timed out may still read them: never reuse them */
         goto out;
     }
     if (stop_after >= 0 && stop_after < (long)sectors) {

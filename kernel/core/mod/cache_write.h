@@ -44,9 +44,11 @@ struct cache_write_result {
  * Returns 0 with *res filled and cache_info updated, or -1 with one line
  * in err (no cache region, disk not writable, write or flush error with
  * the driver's reason, read-back mismatch, slot full).  After a failure
- * the disk holds the previous generation in force, or - when only the
- * trailer's flush failed but its write reached the disk - the new one;
- * never a mix (boot checks both slots whole).
+ * the disk holds the previous generation in force, or - when the
+ * trailer's write or flush failed but the write reached the disk anyway
+ * (a device finishing it as it is reset) - the new one; never a mix (boot
+ * checks both slots whole).  After a timeout the two slot buffers are not
+ * given back (the device may still read them).
  */
 int cache_write_choices(const struct fluid_cache_choice *c, int n, const struct cache_choice_meta *meta,
                         long stop_after, struct cache_write_result *res, char *err, size_t cap);

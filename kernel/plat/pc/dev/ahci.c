@@ -38,6 +38,7 @@
 #define PX_TFD 0x20
 #define PX_SIG 0x24
 #define PX_SSTS 0x28
+#define PX_SCTL 0x2C
 #define PX_SERR 0x30
 #define PX_CI 0x38
 #define CMD_ST (1u << 0)
@@ -100,17 +101,33 @@ static const char *cmd_name(uint8_t cmd)
     }
 }
 
-/* After a failed command: stop the port (PxCMD.ST, wait for PxCMD.CR),
- * clear PxSERR and PxIS, start it again (AHCI 1.3.1 6.2.2.1); a port
- * still busy afterwards is disabled. */
-static void recover(struct ahci_port *p)
+static void spin_ms(uint32_t ms)
+{
+    uint64_t end = rdtsc() + cpu.tsc_hz / 1000 * ms;
+    while (rdtsc() < end)
+        cpu_relax();
+}
+
+/* After a failed command: stop the port (PxCMD.ST, wait for PxCMD.CR);
+ * a command that never finished (hard: a timeout) or a device still busy
+ * gets a COMRESET (PxSCTL.DET = 1 for at least 1 ms, AHCI 1.3.1 10.4.2),
+ * which aborts it; then clear PxSERR and PxIS and start the port again
+ * (6.2.2.1/6.2.2.2).  A port that does not come back is disabled. */
+static void recover(struct ahci_port *p, int hard)
 {
     wr(p, PX_CMD, rd(p, PX_CMD) & ~CMD_ST);
-    if (wait_reg(p, PX_CMD, CMD_CR, 0, 500) == 0) {
+    int ok = wait_reg(p, PX_CMD, CMD_CR, 0, 500) == 0;
+    if (ok && (hard || (rd(p, PX_TFD) & 0x88))) {
+        wr(p, PX_SCTL, (rd(p, PX_SCTL) & ~0xFu) | 1);
+        spin_ms(2);
+        wr(p, PX_SCTL, rd(p, PX_SCTL) & ~0xFu);
+        ok = wait_reg(p, PX_SSTS, 0xF, 3, 1000) == 0;
+    }
+    if (ok) {
         wr(p, PX_SERR, 0xFFFFFFFFu);
         wr(p, PX_IS, 0xFFFFFFFFu);
         wr(p, PX_CMD, rd(p, PX_CMD) | CMD_ST);
-        if (wait_reg(p, PX_TFD, 0x88, 0, 1000) == 0)
+        if (wait_reg(p, PX_TFD, 0x88, 0, 5000) == 0)
             return;
     }
     p->dead = 1;
@@ -155,7 +172,7 @@ static int command(struct ahci_port *p, uint8_t cmd, uint64_t lba, uint32_t sect
     if (wait_reg(p, PX_TFD, 0x88, 0, 1000) != 0) {   /* BSY, DRQ clear */
         snprintf(p->blk.error, sizeof p->blk.error, "%s at LBA %llu: the disk stays busy (ATA status 0x%02x)",
                  cmd_name(cmd), (unsigned long long)lba, rd(p, PX_TFD) & 0xFF);
-        recover(p);
+        recover(p, 0);
         return BLK_EIO;
     }
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
@@ -173,15 +190,20 @@ static int command(struct ahci_port *p, uint8_t cmd, uint64_t lba, uint32_t sect
     }
     uint32_t tfd = rd(p, PX_TFD);
     if (timeout) {
-        snprintf(p->blk.error, sizeof p->blk.error, "%s at LBA %llu: no answer in %u s (ATA status 0x%02x)",
-                 cmd_name(cmd), (unsigned long long)lba, BLK_TIMEOUT_MS / 1000, tfd & 0xFF);
-        recover(p);
+        snprintf(p->blk.error, sizeof p->blk.error,
+                 "%s at LBA %llu: no answer in %u s (ATA status 0x%02x); port reset", cmd_name(cmd),
+                 (unsigned long long)lba, BLK_TIMEOUT_MS / 1000, tfd & 0xFF);
+        recover(p, 1);
         return BLK_ETIMEOUT;
     }
     if ((rd(p, PX_IS) & IS_TFES) || (tfd & 1)) {
-        snprintf(p->blk.error, sizeof p->blk.error, "%s at LBA %llu (%u sectors): ATA status 0x%02x error 0x%02x",
-                 cmd_name(cmd), (unsigned long long)lba, sectors, tfd & 0xFF, (tfd >> 8) & 0xFF);
-        recover(p);
+        if (bytes)
+            snprintf(p->blk.error, sizeof p->blk.error, "%s at LBA %llu (%u sectors): ATA status 0x%02x error 0x%02x",
+                     cmd_name(cmd), (unsigned long long)lba, sectors, tfd & 0xFF, (tfd >> 8) & 0xFF);
+        else
+            snprintf(p->blk.error, sizeof p->blk.error, "%s: ATA status 0x%02x error 0x%02x", cmd_name(cmd),
+                     tfd & 0xFF, (tfd >> 8) & 0xFF);
+        recover(p, 0);
         return BLK_EIO;
     }
     return 0;
