@@ -41,7 +41,9 @@ apply    compiles each planned module with its flags (the Makefile's
          slot that does not hold the newest valid generation, the commit
          record (trailer) last, after an fsync, so an interrupted apply
          leaves the previous generation in force.  Modules of other tags in
-         the current slot are kept.  Nothing outside the cache region is
+         the current slot are kept, and so are the kernel's tuned choices
+         (`tune` at the prompt) but those for ops a module of this apply
+         serves.  Nothing outside the cache region is
          touched.  Running it again with the same plan writes nothing.
 report   writes an HTML page with SVG charts comparing two profiles
          (default: the two newest of the latest model/tag): per-module
