@@ -64,7 +64,9 @@ struct blkdev {
     const char *read_only;       /* why write is NULL ("the device is read-only"), or NULL */
     /* One line saying what the last failed read or write ran into
      * ("WRITE DMA EXT at LBA 8200: ATA status 0x51 error 0x04"), set by
-     * the driver whenever it returns an error. */
+     * the pc drivers and the hosted write path when they return an error
+     * (callers clear it before a call; "" after an error: use
+     * blk_strerror). */
     char error[160];
     void *priv;
 };

@@ -54,11 +54,12 @@ static int read_region(struct blkdev *d, const struct fluid_region *r, uint8_t *
     uint64_t bytes = (r->bytes + 511) & ~511ull, t0 = rdtsc();
     for (uint64_t done = 0; done < bytes;) {
         uint64_t n = bytes - done < READ_CHUNK ? bytes - done : READ_CHUNK;
+        d->error[0] = 0;
         int err = d->read(d, r->lba + done / 512, dst + done, n);
         if (err) {
-            char why[96];
+            char why[256];
             snprintf(why, sizeof why, "disk read failed at byte %llu of the model region (%s)",
-                     (unsigned long long)done, err == BLK_ERANGE ? "past the end of the disk" : "I/O error");
+                     (unsigned long long)done, d->error[0] ? d->error : blk_strerror(err));
             fail("%s", why);
             return -1;
         }

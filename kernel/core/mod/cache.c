@@ -144,6 +144,7 @@ int cache_scan(struct cache_scan *sc, uint8_t *buf, char *err, size_t cap)
                      (unsigned long long)lba, (unsigned long long)d->sectors);
             continue;
         }
+        d->error[0] = 0;
         int rc = d->read(d, lba, hdr_buf[s], 512);
         if (rc) {
             snprintf(si->why, sizeof si->why, "disk read error: %s", d->error[0] ? d->error : blk_strerror(rc));
@@ -175,6 +176,7 @@ int cache_scan(struct cache_scan *sc, uint8_t *buf, char *err, size_t cap)
                      (unsigned long long)h->generation);
             continue;
         }
+        d->error[0] = 0;
         int rc = d->read(d, lba, buf, h->slot_bytes);
         if (rc) {
             si->state = SLOT_UNREAD;

@@ -37,6 +37,7 @@ static int write_part(struct blkdev *d, uint64_t base, const uint8_t *img, uint3
         n = (uint32_t)*budget;
     if (*budget >= 0)
         *budget -= (long)n;
+    d->error[0] = 0;
     return n ? d->write(d, base + from, img + (uint64_t)from * SECTOR, (uint64_t)n * SECTOR) : 0;
 }
 
@@ -157,6 +158,7 @@ int cache_write_choices(const struct fluid_cache_choice *c, int n, const struct 
         plat_power_off();
     }
     /* Read it back and check it as the next boot will. */
+    d->error[0] = 0;
     e = d->read(d, base, back, slot_bytes);
     if (e) {
         snprintf(err, cap, "reading generation %llu back failed: %s", (unsigned long long)h.generation,
