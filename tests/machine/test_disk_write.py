@@ -27,15 +27,16 @@ from conftest import ROOT, build_image
 
 sys.path.insert(0, str(ROOT / "tools"))
 import fluidvm  # noqa: E402
-import pgo  # noqa: E402
+from pgo_image import Medium  # noqa: E402
 
 MEM = "1G"
+N = 13   # ops the mini Q4_0 model's forward pass calls (tests/prompt/test_tune.py HOT)
 
 
 def newest(img):
-    region, slots = pgo.read_cache_region(str(img))
-    cur = pgo.newest_slot(slots)
-    return (slots[cur]["info"] if cur is not None else None), slots
+    with Medium(img) as m:
+        cur = m.newest()
+        return (m.slots[cur]["info"] if cur is not None else None), m.slots
 
 
 def boot(img, **kw):
@@ -61,7 +62,7 @@ def tuned(tmp_path_factory, gen_model):
         vm.close()
     assert re.search(r"wrote generation 1 to cache slot 0 of virtio-blk \S+", out), out[-2000:]
     info, _ = newest(img)
-    assert info["generation"] == 1 and len(info["choices"]) == 12
+    assert info["generation"] == 1 and len(info["choices"]) == N
     return dict(dir=d, img=img, out=out, info=info)
 
 
@@ -80,7 +81,7 @@ def test_tune_in_qemu_and_the_next_boot_runs_it(tuned):
     info = tuned["info"]
     vm = boot(tuned["img"])
     try:
-        assert choices_in_force(vm.text()) == (12, 12, 1), vm.text()[-2000:]
+        assert choices_in_force(vm.text()) == (N, N, 1), vm.text()[-2000:]
         rows = {l.split()[0]: l.split() for l in vm.cmd("modules").splitlines() if len(l.split()) == 8}
         for c in info["choices"]:
             assert rows[c["op_name"]][5] == c["sha256"].hex()[:16], c["op_name"]
@@ -104,7 +105,7 @@ def test_write_and_flush_round_trip(tuned, disk):
         assert info["generation"] == 2 and info["choices"] == tuned["info"]["choices"]
         assert slots[0]["state"] == "valid" and slots[0]["info"]["generation"] == 1
         vm = boot(img, disk=disk)
-        assert choices_in_force(vm.text()) == (12, 12, 2)
+        assert choices_in_force(vm.text()) == (N, N, 2)
         off(vm)
     finally:
         vm.close()
@@ -122,7 +123,7 @@ def test_power_cut_during_the_commit_keeps_generation_1(tuned, disk):
         vm = boot(img, disk=disk)
         log = vm.text()
         assert "cache: slot 1: incomplete (interrupted write)" in log, log[-2000:]
-        assert choices_in_force(log) == (12, 12, 1)
+        assert choices_in_force(log) == (N, N, 1)
         off(vm)
     finally:
         vm.close()

@@ -27,6 +27,7 @@ from conftest import BUILD, ROOT, build_image
 
 sys.path.insert(0, str(ROOT / "tools"))
 import pgo  # noqa: E402
+from pgo_image import Medium  # noqa: E402
 
 MEM = "1G"
 
@@ -60,9 +61,14 @@ def parse_tune(out):
 
 def slot_state(img):
     """(newest valid slot info, both slots) as tools/pgo.py reads them."""
-    region, slots = pgo.read_cache_region(str(img))
-    cur = pgo.newest_slot(slots)
-    return (slots[cur]["info"] if cur is not None else None), slots
+    with Medium(img) as m:
+        cur = m.newest()
+        return (m.slots[cur]["info"] if cur is not None else None), m.slots
+
+
+def write_slot(img, index, slot):
+    with Medium(img, write=True) as m:
+        m.write_slot(index, slot)
 
 
 def module_files():
@@ -118,13 +124,16 @@ def vm_factory_module(request):
         vm.close()
 
 
-HOT = {"mm_q4_0", "mm_q6_K", "quantize_q8_0", "quantize_q8_K", "dequant_q4_0", "rmsnorm", "rope", "swiglu", "add",
-       "attn_scores", "softmax", "attn_wsum"}
+# The mini Q4_0 model: Q4_0 blocks (Q8_0S activations), a Q6_K output (Q8_K),
+# the F16 KV cache (convert_f16).
+HOT = {"mm_q4_0", "mm_q6_K", "quantize_q8_0s", "quantize_q8_K", "dequant_q4_0", "rmsnorm", "rope", "swiglu", "add",
+       "attn_scores", "softmax", "attn_wsum", "convert_f16"}
+N = len(HOT)
 
 
 def test_tune_times_every_variant_and_checks_it(tuned):
     t = tuned["table"]
-    assert set(t) == HOT, tuned["out"]       # the mini Q4_0 model: Q4_0 blocks, Q6_K output
+    assert set(t) == HOT, tuned["out"]
     have_v4 = tuned["tag"].startswith("x86-64-v4")
     for op, vs in t.items():
         assert vs[0]["variant"] == "baseline" and vs[0]["march"] == "x86-64" and vs[0]["status"] == "reference", op
@@ -145,7 +154,7 @@ def test_tune_times_every_variant_and_checks_it(tuned):
         base = t[op][0]["min"]
         best = min(v["min"] for v in t[op] if v["status"] == "ok")
         assert base > 3 * best, (op, base, best)
-    assert re.search(r"tune: chose a variant for 12 ops \(\d+ differ from the default\); 0 variants wrong",
+    assert re.search(rf"tune: chose a variant for {N} ops \(\d+ differ from the default\); 0 variants wrong",
                      tuned["out"])
 
 
@@ -167,14 +176,14 @@ def test_choice_is_on_disk_in_the_documented_format(tuned):
         path = files[c["sha256"]]
         assert pgo.parse_module(path.read_bytes())["name"] == c["module"]
         assert hashlib.sha256(path.read_bytes()[pgo.MOD_HEADER_BYTES:]).digest() == c["sha256"]
-    assert "[active]" in tuned["cache_out"] and "12 tuned choices" in tuned["cache_out"]
+    assert "[active]" in tuned["cache_out"] and f"{N} tuned choices" in tuned["cache_out"]
 
 
 def test_next_boot_runs_the_tuned_choice(tuned):
     log = tuned["boot2"]
-    assert re.search(r"tune: tuned choice in force for 12 of 12 ops \(generation 1, measured on this CPU's tag "
+    assert re.search(rf"tune: tuned choice in force for {N} of {N} ops \(generation 1, measured on this CPU's tag "
                      rf"{re.escape(tuned['tag'])}, model mini-random-[0-9a-f]{{8}}\)", log), log[-2000:]
-    assert "tuned: 12 ops run the variant `tune` chose (generation 1" in tuned["modules2"]
+    assert f"tuned: {N} ops run the variant `tune` chose (generation 1" in tuned["modules2"]
     rows = {l.split()[0]: l.split() for l in tuned["modules2"].splitlines() if len(l.split()) == 8}
     for op, vs in tuned["table"].items():
         chosen = next(v for v in vs if v.get("chosen"))
@@ -238,9 +247,8 @@ def test_wrong_and_slow_variants_are_never_chosen(mini, tuned, vm_factory_module
     the cache's wrong module."""
     img = fresh(mini, "bad-variants.img")
     wrong, slow = _compile_module(tmp_path, "wrong", WRONG), _compile_module(tmp_path, "slow", SLOW)
-    region = pgo.read_image_header(str(img))["regions"][pgo.REGION_CACHE]
     slot = pgo.build_slot(1, [dict(tag=tuned["tag"], file=wrong), dict(tag="x86-64", file=slow)], "test")
-    pgo.write_slot(str(img), region, 0, slot)
+    write_slot(img, 0, slot)
     hw = pgo.parse_module(wrong)["sha256"].hex()[:16]
     hs = pgo.parse_module(slow)["sha256"].hex()[:16]
     vm = vm_factory_module(img, mem=MEM, smp=2)
@@ -257,7 +265,7 @@ def test_wrong_and_slow_variants_are_never_chosen(mini, tuned, vm_factory_module
     vm.wait_exit(30)
     vm = vm_factory_module(img, mem=MEM, smp=2)
     log = vm.text()
-    assert re.search(r"tune: tuned choice in force for 12 of 12 ops \(generation 2", log), log[-2000:]
+    assert re.search(rf"tune: tuned choice in force for {N} of {N} ops \(generation 2", log), log[-2000:]
     assert re.search(rf"ops? runs? another variant than the default: .*rmsnorm={chosen['variant']} "
                      rf"{re.escape(chosen['march'])} {chosen['opt']}", log)
     assert re.search(rf"^rmsnorm +rmsnorm +{chosen['variant']} .* {chosen['hash']} ", vm.cmd("modules"), re.M)
@@ -293,15 +301,14 @@ def test_power_cut_at_every_sector_keeps_the_previous_choice(mini, tuned, vm_fac
     byte) the slot is ~20 times longer; every sector is still tried."""
     base = fresh(mini, f"cut-base-{with_modules}.img")
     shutil.copyfile(tuned["img"], base)
-    region = pgo.read_image_header(str(base))["regions"][pgo.REGION_CACHE]
     if with_modules:
         info, _ = slot_state(base)
         mods = [dict(tag=tuned["tag"], file=(BUILD / "modules" / "v3" / f"{n}.fmod").read_bytes())
                 for n in ("add", "rmsnorm", "mm_q4_0")]
         slot = pgo.build_slot(1, mods, info["model_id"], info["choices"], info["choice_meta"])
-        pgo.write_slot(str(base), region, 0, slot)
+        write_slot(base, 0, slot)
     gen1, _ = slot_state(base)
-    assert gen1["generation"] == 1 and len(gen1["choices"]) == 12
+    assert gen1["generation"] == 1 and len(gen1["choices"]) == N
     # How many sectors generation 2 takes: write it once in full.
     full = base.with_name(base.stem + "-full.img")
     shutil.copyfile(base, full)
@@ -324,14 +331,14 @@ def test_power_cut_at_every_sector_keeps_the_previous_choice(mini, tuned, vm_fac
         assert status == 1, text[-800:]
         log = _boot_check(vm_factory_module, img)
         assert "cache: slot 0: generation 1" in log and "(active)" in log, (n, log[-1500:])
-        assert "tune: tuned choice in force for 12 of 12 ops (generation 1," in log, (n, log[-1500:])
+        assert f"tune: tuned choice in force for {N} of {N} ops (generation 1," in log, (n, log[-1500:])
         cur, slots = slot_state(img)
         assert cur["generation"] == 1 and cur["choices"] == gen1["choices"], n
         assert slots[1]["state"] in ("empty", "torn", "bad-header"), (n, slots[1])
         if n > 0:
             assert slots[1]["state"] == "torn" and "write interrupted" in slots[1]["why"], (n, slots[1])
     log = _boot_check(vm_factory_module, full)
-    assert "tune: tuned choice in force for 12 of 12 ops (generation 2," in log
+    assert f"tune: tuned choice in force for {N} of {N} ops (generation 2," in log
 
 
 def test_tune_clear_and_errors(mini, tuned, vm_factory_module):

@@ -6,6 +6,7 @@
 #include "lib/crc32_fast.h"
 #include "lib/kprintf.h"
 #include "llm/model.h"
+#include "llm/repack.h"
 #include "plat/plat.h"
 
 #define MiB (1ull << 20)
@@ -144,6 +145,19 @@ static int parse(uint8_t *arena_mem)
     return 0;
 }
 
+/* The Q4_0 / Q8_0 matrices into the modules' x8 layout (llm/repack.h). */
+static int repack(void)
+{
+    char err[160];
+    uint64_t extra;
+    if (weights_repack(&model.m.w, &extra, err, sizeof err) != 0) {
+        fail("%s", err);
+        return -1;
+    }
+    model.mem_bytes += extra;
+    return 0;
+}
+
 static int setup_engine(void)
 {
     const struct llama_hparams *hp = &model.m.hp;
@@ -216,7 +230,7 @@ void model_boot_load(void)
         fail("%s", "model region checksum mismatch: the disk image is damaged");
         return;
     }
-    if (parse(arena_mem) != 0 || setup_engine() != 0)
+    if (parse(arena_mem) != 0 || repack() != 0 || setup_engine() != 0)
         return;
     model.check_us = tsc_to_us(rdtsc() - t0);
     set_name();

@@ -13,10 +13,22 @@
 #include "plat/plat.h"
 
 #define B ENGINE_BATCH
-#define N_ACT 4            /* OP_QUANT_Q8_0, OP_QUANT_Q8_K, OP_CONVERT_F16, OP_COPY_F32 */
+#define N_ACT 4            /* activation formats: act_ops[] */
 #define MAX_MATS 9         /* matrices of one type in a block, plus the output */
 
-enum kind { K_MM, K_DEQUANT, K_ACT, K_RMSNORM, K_ROPE, K_SWIGLU, K_ADD, K_SCORES, K_SOFTMAX, K_WSUM };
+enum kind { K_MM, K_DEQUANT, K_ACT, K_F16ATT, K_RMSNORM, K_ROPE, K_SWIGLU, K_ADD, K_SCORES, K_SOFTMAX, K_WSUM };
+
+/* The ops converting float rows into a matrix product's activation
+ * format (engine_act_op), indexed as in.act / in.uses. */
+static const int act_ops[N_ACT] = { OP_QUANT_Q8_0S, OP_QUANT_Q8_K, OP_CONVERT_F16, OP_COPY_F32 };
+
+static int act_index(int aop)
+{
+    for (int a = 0; a < N_ACT; a++)
+        if (act_ops[a] == aop)
+            return a;
+    return 0;
+}
 
 /* Inputs shared by every workload. */
 static struct {
@@ -26,7 +38,8 @@ static struct {
     float *x;              /* [B][S] activations in [-1, 1) */
     float *x2;             /* [B][S] a second operand (swiglu's up, add's x) */
     float *cs;             /* [head_dim] rope cos/sin pairs */
-    float *kv;             /* [n_kv][n_pos][head_dim] K (and V) cache rows */
+    ggml_half *qh;         /* [B][n_embd] queries as F16 (engine.c's qh) */
+    ggml_half *kv;         /* [n_kv][n_pos][head_dim] the F16 K (and V) cache */
     float *scores;         /* [B][n_head][n_pos] softmax inputs / attention weights */
     uint8_t *act[N_ACT][2];/* activation rows converted by the baseline: [format][D or FF] */
     float *work;           /* [B][S] scratch */
@@ -77,7 +90,7 @@ static void *baseline_fn(int op)
 static size_t act_bytes(int aop, uint32_t n)
 {
     switch (aop) {
-    case OP_QUANT_Q8_0: return n / QK8_0 * sizeof(struct block_q8_0);
+    case OP_QUANT_Q8_0S: return n / QK8_0 * sizeof(struct block_q8_0s);
     case OP_QUANT_Q8_K: return n / QK_K * sizeof(struct block_q8_K);
     case OP_CONVERT_F16: return (size_t)n * 2;
     default: return (size_t)n * 4;
@@ -88,7 +101,7 @@ static size_t act_bytes(int aop, uint32_t n)
  * row and the n_ff row this model converts with format aop. */
 static size_t act_row(int aop)
 {
-    int a = aop - OP_QUANT_Q8_0;
+    int a = act_index(aop);
     return (in.uses[a][0] ? act_bytes(aop, in.D) : 0) + (in.uses[a][1] ? act_bytes(aop, in.FF) : 0);
 }
 
@@ -121,6 +134,7 @@ static size_t out_bytes(const struct tune_work *w)
     }
     case K_DEQUANT: return (size_t)B * in.D * 4;
     case K_ACT: return (size_t)B * act_row(w->op);
+    case K_F16ATT: return (size_t)B * (in.D + 2 * in.n_kv * in.hd) * 2;
     case K_RMSNORM: case K_ADD: return (size_t)B * in.D * 4;
     case K_SWIGLU: return (size_t)B * in.FF * 4;
     case K_ROPE: return (size_t)B * (in.n_head + in.n_kv) * in.hd * 4;
@@ -153,11 +167,11 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap)
                                           &L->ffn_up, &L->ffn_down, &wt->output };
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
         int mop = op_mm_for_type(mats[i]->type), aop = engine_act_op(mats[i]->type);
-        in.uses[aop - OP_QUANT_Q8_0][mats[i]->ne0 != in.D] = 1;
+        in.uses[act_index(aop)][mats[i]->ne0 != in.D] = 1;
         if (!has_work(w, n, mop))
             w[n++] = (struct tune_work){ .op = mop, .kind = K_MM, .wtype = mats[i]->type, .cmp = TUNE_CMP_F32 };
         if (!has_work(w, n, aop)) {
-            enum tune_cmp c = aop == OP_QUANT_Q8_0 ? TUNE_CMP_Q8_0 : aop == OP_QUANT_Q8_K ? TUNE_CMP_Q8_K
+            enum tune_cmp c = aop == OP_QUANT_Q8_0S ? TUNE_CMP_Q8_0S : aop == OP_QUANT_Q8_K ? TUNE_CMP_Q8_K
                             : aop == OP_CONVERT_F16 ? TUNE_CMP_F16 : TUNE_CMP_F32;
             w[n++] = (struct tune_work){ .op = aop, .kind = K_ACT, .wtype = mats[i]->type, .cmp = c };
         }
@@ -170,16 +184,20 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap)
     };
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
         w[n++] = (struct tune_work){ .op = rest[i].op, .kind = rest[i].kind, .cmp = TUNE_CMP_F32 };
+    /* Attention's F16 K, V and queries (engine.c attention()); an F16
+     * matrix's activations already time convert_f16 on its rows. */
+    if (!has_work(w, n, OP_CONVERT_F16))
+        w[n++] = (struct tune_work){ .op = OP_CONVERT_F16, .kind = K_F16ATT, .cmp = TUNE_CMP_F16 };
 
     /* Shared inputs, then each workload's output buffer, in one allocation. */
     uint64_t bytes = 0;
     uint64_t sizes[] = { (uint64_t)B * in.S * 4, (uint64_t)B * in.S * 4, (uint64_t)in.hd * 4,
-                         (uint64_t)in.n_kv * in.n_pos * in.hd * 4, (uint64_t)B * in.n_head * in.n_pos * 4,
-                         (uint64_t)B * in.S * 4 };
+                         (uint64_t)B * in.D * 2, (uint64_t)in.n_kv * in.n_pos * in.hd * 2,
+                         (uint64_t)B * in.n_head * in.n_pos * 4, (uint64_t)B * in.S * 4 };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         bytes += (sizes[i] + 63) & ~63ull;
     for (int a = 0; a < N_ACT; a++)
-        bytes += 2 * (((uint64_t)B * act_bytes(OP_QUANT_Q8_0 + a, in.S) + 63) & ~63ull);
+        bytes += 2 * (((uint64_t)B * act_bytes(act_ops[a], in.S) + 63) & ~63ull);
     for (int i = 0; i < n; i++) {
         w[i].out_bytes = out_bytes(&w[i]);
         bytes += (w[i].out_bytes + 63) & ~63ull;
@@ -194,17 +212,22 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap)
     in.x = (float *)take(&p, sizes[0]);
     in.x2 = (float *)take(&p, sizes[1]);
     in.cs = (float *)take(&p, sizes[2]);
-    in.kv = (float *)take(&p, sizes[3]);
-    in.scores = (float *)take(&p, sizes[4]);
-    in.work = (float *)take(&p, sizes[5]);
+    in.qh = (ggml_half *)take(&p, sizes[3]);
+    in.kv = (ggml_half *)take(&p, sizes[4]);
+    in.scores = (float *)take(&p, sizes[5]);
+    in.work = (float *)take(&p, sizes[6]);
     rng = 0x9E3779B9u;
     fill(in.x, (size_t)B * in.S);
     fill(in.x2, (size_t)B * in.S);
     fill(in.cs, in.hd);
-    fill(in.kv, (size_t)in.n_kv * in.n_pos * in.hd);
+    for (size_t t = 0; t < B; t++)
+        for (size_t i = 0; i < in.D; i++)
+            in.qh[t * in.D + i] = fp32_to_fp16(in.x[t * in.S + i]);
+    for (size_t i = 0; i < (size_t)in.n_kv * in.n_pos * in.hd; i++)
+        in.kv[i] = fp32_to_fp16(frand());
     fill(in.scores, (size_t)B * in.n_head * in.n_pos);
     for (int a = 0; a < N_ACT; a++) {
-        int aop = OP_QUANT_Q8_0 + a;
+        int aop = act_ops[a];
         void (*conv)(const float *, void *, int) = baseline_fn(aop);
         for (int d = 0; d < 2; d++) {
             uint32_t len = d ? in.FF : in.D;
@@ -230,11 +253,13 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap)
             snprintf(x->shapes, sizeof x->shapes, "%d matri%s %llux%llu%s", k, k == 1 ? "x" : "ces",
                      (unsigned long long)m[0]->ne0, (unsigned long long)m[0]->ne1, k > 1 ? ",..." : "");
         } else if (x->kind == K_ACT) {
-            int a = x->op - OP_QUANT_Q8_0;
+            int a = act_index(x->op);
             snprintf(x->shapes, sizeof x->shapes, "rows of %s%s%s", in.uses[a][0] ? "n_embd" : "",
                      in.uses[a][0] && in.uses[a][1] ? " and " : "", in.uses[a][1] ? "n_ff" : "");
         } else if (x->kind == K_SCORES || x->kind == K_SOFTMAX || x->kind == K_WSUM) {
             snprintf(x->shapes, sizeof x->shapes, "%u heads x %u positions x %u", in.n_head, in.n_pos, in.hd);
+        } else if (x->kind == K_F16ATT) {
+            snprintf(x->shapes, sizeof x->shapes, "q of %u, k and v rows of %u", in.D, in.hd);
         } else if (x->kind == K_ROPE) {
             snprintf(x->shapes, sizeof x->shapes, "%u+%u heads of %u", in.n_head, in.n_kv, in.hd);
         } else {
@@ -266,18 +291,18 @@ static void attn_part(void *ctx, int h0, int h1, int cpu)
     float scale = 1.0f / sqrtf((float)hd);
     for (int t = 0; t < B; t++)
         for (int h = h0; h < h1; h++) {
-            const float *kv = in.kv + (size_t)((uint32_t)h / group) * np * hd;
+            const ggml_half *kv = in.kv + (size_t)((uint32_t)h / group) * np * hd;
             float *s = (float *)w->out + ((size_t)t * in.n_head + (size_t)h) * np;
             if (w->kind == K_SCORES) {
-                const float *q = in.x + (size_t)t * in.S + (size_t)h * hd;
-                ((void (*)(const float *, const float *, size_t, int, int, float, float *))a->fn)(
+                const ggml_half *q = in.qh + (size_t)t * in.D + (size_t)h * hd;
+                ((void (*)(const ggml_half *, const ggml_half *, size_t, int, int, float, float *))a->fn)(
                     q, kv, hd, (int)np, (int)hd, scale, s);
             } else if (w->kind == K_SOFTMAX) {
                 ((void (*)(float *, int))a->fn)(s, (int)np);
             } else {
                 const float *pr = in.scores + ((size_t)t * in.n_head + (size_t)h) * np;
                 float *o = (float *)w->out + ((size_t)t * in.n_head + (size_t)h) * hd;
-                ((void (*)(const float *, const float *, size_t, int, int, float *))a->fn)(
+                ((void (*)(const float *, const ggml_half *, size_t, int, int, float *))a->fn)(
                     pr, kv, hd, (int)np, (int)hd, o);
             }
         }
@@ -325,7 +350,7 @@ uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *
     switch (w->kind) {
     case K_MM: {
         const struct llama_tensor *m[MAX_MATS];
-        int k = mats_of(w->wtype, l, m), a = engine_act_op(w->wtype) - OP_QUANT_Q8_0;
+        int k = mats_of(w->wtype, l, m), a = act_index(engine_act_op(w->wtype));
         /* Per matrix: its decode output row, then the prefill block. */
         for (int phase = 0; phase < 2; phase++) {
             float *y = (float *)w->out;
@@ -340,6 +365,7 @@ uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *
                     .w = m[i]->data, .w_row_bytes = m[i]->row_bytes, .x = in.act[a][d],
                     .x_row_bytes = engine_act_row_bytes(w->wtype, m[i]->ne0), .y = y, .ldy = m[i]->ne1,
                     .n_in = (int)m[i]->ne0, .row0 = 0, .row1 = (int)m[i]->ne1, .n_tok = n_tok,
+                    .n_rows = (int)m[i]->ne1,
                 };
                 if (phase)
                     args.y = y + m[i]->ne1;
@@ -359,9 +385,22 @@ uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *
         }
         break;
     }
+    case K_F16ATT: {
+        /* per token: q (n_embd), then each KV head's k and v row */
+        void (*conv)(const float *, void *, int) = fn;
+        size_t row = in.D + 2 * (size_t)in.n_kv * in.hd;
+        for (int t = 0; t < B; t++) {
+            ggml_half *o = (ggml_half *)w->out + (size_t)t * row;
+            const float *x = in.x + (size_t)t * in.S;
+            conv(x, o, (int)in.D);
+            for (uint32_t h = 0; h < 2 * in.n_kv; h++)
+                conv(in.x2 + (size_t)t * in.S + h * in.hd % in.D, o + in.D + (size_t)h * in.hd, (int)in.hd);
+        }
+        break;
+    }
     case K_ACT: {
         void (*conv)(const float *, void *, int) = fn;
-        int a = w->op - OP_QUANT_Q8_0;
+        int a = act_index(w->op);
         size_t row = act_row(w->op), bd = in.uses[a][0] ? act_bytes(w->op, in.D) : 0;
         for (int t = 0; t < B; t++) {
             if (in.uses[a][0])
@@ -452,9 +491,9 @@ double tune_work_compare(const struct tune_work *w, const uint8_t *ref, int *ok)
     }
     /* Quantised activation blocks: dequantise both; a quant may differ by
      * one step (a rounding tie broken the other way), a scale by the
-     * tolerance; Q8_K's bsums must match its own quants. */
+     * tolerance; Q8_K's bsums and Q8_0S's sum must match its own quants. */
     int k = w->cmp == TUNE_CMP_Q8_K;
-    size_t bb = k ? sizeof(struct block_q8_K) : sizeof(struct block_q8_0), nq = k ? QK_K : QK8_0;
+    size_t bb = k ? sizeof(struct block_q8_K) : sizeof(struct block_q8_0s), nq = k ? QK_K : QK8_0;
     for (size_t off = 0; off + bb <= w->out_bytes; off += bb) {
         float dy, dr;
         const int8_t *qy, *qr;
@@ -469,8 +508,13 @@ double tune_work_compare(const struct tune_work *w, const uint8_t *ref, int *ok)
                     *ok = 0;
             }
         } else {
-            const struct block_q8_0 *y = (const void *)(w->out + off), *r = (const void *)(ref + off);
-            dy = fp16_to_fp32(y->d), dr = fp16_to_fp32(r->d), qy = y->qs, qr = r->qs;
+            const struct block_q8_0s *y = (const void *)(w->out + off), *r = (const void *)(ref + off);
+            dy = y->d, dr = r->d, qy = y->qs, qr = r->qs;
+            int sum = 0;
+            for (int j = 0; j < QK8_0; j++)
+                sum += y->qs[j];
+            if (sum != y->sum)
+                *ok = 0;
         }
         if (!(__builtin_fabs((double)dy - dr) <= TUNE_TOLERANCE * __builtin_fabs((double)dr)))
             *ok = 0;

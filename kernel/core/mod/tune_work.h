@@ -14,16 +14,22 @@
  *   quantize_* / convert_f16 / copy_f32
  *                    the activation rows one token converts: one of n_embd
  *                    and, when ffn_down has this format, one of n_ff
+ *   convert_f16      (no F16 matrix) what attention converts per token:
+ *                    the query (n_embd) and each KV head's k and v
+ *                    (head_dim each), as engine.c fills its F16 KV cache
  *   rmsnorm, add     n_embd floats; swiglu: n_ff; rope: n_head and
  *                    n_head_kv heads of head_dim
  *   attn_scores, softmax, attn_wsum
- *                    n_head heads over TUNE_ATTN_POS cached positions
+ *                    n_head heads over TUNE_ATTN_POS cached positions of
+ *                    the F16 KV cache (F16 queries)
  * each for ENGINE_BATCH tokens on CPU 0 (the non-mm ops run there in
  * engine.c too, but attention, which engine.c splits by head).
  *
  * Inputs are fixed pseudo-random activations (a seeded generator); the
- * weights are block `layer`'s, so successive repetitions read different
- * memory, as a forward pass does.  An in-place op's input is restored,
+ * weights are block `layer`'s (Q4_0/Q8_0 in the x8 layout the model load
+ * put them in), so successive repetitions read different memory, as a
+ * forward pass does.  repack_* runs once per model load, not per token,
+ * and is not timed.  An in-place op's input is restored,
  * untimed, before each run.  Costs are TSC cycles per token: for mm ops
  * the mean of a decode token and a prefill token, (decode + prefill /
  * ENGINE_BATCH) / 2; for the others the batch's cycles / ENGINE_BATCH.
@@ -42,8 +48,9 @@
 enum tune_cmp {
     TUNE_CMP_F32,    /* floats: max |y - ref| / max |ref| <= TUNE_TOLERANCE */
     TUNE_CMP_F16,    /* halves, compared as floats likewise */
-    TUNE_CMP_Q8_0,   /* blocks: scales within TUNE_TOLERANCE, quants within 1 */
-    TUNE_CMP_Q8_K,   /* likewise, and each bsum the sum of its own 16 quants */
+    TUNE_CMP_Q8_0S,  /* blocks: scales within TUNE_TOLERANCE, quants within 1,
+                        the sum the sum of its own quants */
+    TUNE_CMP_Q8_K,   /* likewise, each bsum the sum of its own 16 quants */
 };
 
 #define TUNE_TOLERANCE 1e-3
