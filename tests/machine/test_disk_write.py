@@ -20,10 +20,11 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
-from conftest import ROOT, build_image
+from conftest import ROOT, build_image, report_figure
 
 sys.path.insert(0, str(ROOT / "tools"))
 import fluidvm  # noqa: E402
@@ -56,11 +57,16 @@ def tuned(tmp_path_factory, gen_model):
     img = build_image(d / "mini.img", gen_model("mini", "Q4_0"))
     vm = boot(img)
     try:
+        t0 = time.monotonic()
         out = vm.cmd("tune -r 1", timeout=1500)
+        took = time.monotonic() - t0
         off(vm)
     finally:
         vm.close()
     assert re.search(r"wrote generation 1 to cache slot 0 of virtio-blk \S+", out), out[-2000:]
+    m = re.search(r"chose a variant for (\d+) ops \((\d+) differ from the default\)", out)
+    report_figure(f"tune -r 1 in QEMU ({vm.accel}), mini Q4_0: {took:.0f} s; {m.group(2)} of {m.group(1)} ops "
+                  "run another build than the default")
     info, _ = newest(img)
     assert info["generation"] == 1 and len(info["choices"]) == N
     return dict(dir=d, img=img, out=out, info=info)
