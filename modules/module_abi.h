@@ -168,12 +168,25 @@ _Static_assert(sizeof(struct fluid_mod_header) == FLUID_MOD_HEADER_BYTES, "modul
  * other slot (the previous generation) wins.  The valid slot with the
  * highest generation is the cache.  Writers always replace the slot that
  * does not hold the newest valid generation.
+ *
+ * A slot may also hold tuned choices (written by the kernel's `tune`,
+ * kernel/core/mod/tune.h; carried over by tools/pgo.py apply): after the
+ * module files, n_choices x struct fluid_cache_choice at choice_offset,
+ * covered by choice_sha256.  Each names, for one op, the module variant
+ * `tune` measured fastest on this machine (by the SHA-256 of its body, so
+ * it matches one module of the image's MODULES region or of this slot);
+ * the kernel runs it for that op when the CPU tag it was measured on is
+ * the booting CPU's.  choice_offset = n_choices = 0: no choices (every
+ * slot written before choices existed reads so: those bytes were
+ * reserved, zero).
  */
 #define FLUID_CACHE_MAGIC "FLUIDCCH"
 #define FLUID_CACHE_END_MAGIC "FLUIDEND"
 #define FLUID_CACHE_VERSION 1u
 #define FLUID_CACHE_MAX_ENTRIES 256
 #define FLUID_CACHE_TAG_BYTES 48
+#define FLUID_CACHE_MAX_CHOICES 64         /* >= OP_COUNT, room to append ops */
+#define FLUID_CACHE_CHOICE_ALIGN 64u       /* choice_offset alignment */
 
 /* Slot header, 512 bytes. */
 struct fluid_cache_slot {
@@ -190,7 +203,18 @@ struct fluid_cache_slot {
     uint64_t created_unix;         /* seconds since 1970 (informational) */
     char writer[64];               /* "fluid pgo.py ..." (informational) */
     char model_id[64];             /* model the plan was made for */
-    uint8_t reserved[300];
+    /* Tuned choices (0/0: none).  Byte offset from the slot start, after
+     * every module file, FLUID_CACHE_CHOICE_ALIGN aligned; the table ends
+     * before the trailer. */
+    uint32_t choice_offset;
+    uint32_t n_choices;            /* <= FLUID_CACHE_MAX_CHOICES */
+    uint8_t choice_sha256[32];     /* SHA-256 of the n_choices records */
+    char choice_tag[FLUID_CACHE_TAG_BYTES]; /* CPU tag `tune` ran on: the
+                                      choices apply to CPUs of this tag only */
+    char choice_cpu[48];           /* its CPUID brand string (informational) */
+    char choice_model_id[64];      /* model whose shapes were timed */
+    uint64_t choice_tsc_hz;        /* TSC rate of the cycle counts */
+    uint8_t reserved[92];
     uint32_t header_crc;           /* CRC-32 of bytes 0..507 */
 };
 
@@ -203,6 +227,25 @@ struct fluid_cache_entry {
     uint8_t sha256[32];            /* = the module header's body SHA-256 */
     uint32_t opt_level;
     uint32_t flags;
+};
+
+/* A tuned choice, 160 bytes: for op `op`, run the module whose body
+ * hashes to sha256 (name, march, opt_level and flags repeat its header,
+ * for messages).  Cycle counts are TSC cycles per workload unit (tune.h:
+ * one decode token plus one prefill token of this op's calls on the
+ * model's shapes), minima over repetitions. */
+struct fluid_cache_choice {
+    uint16_t op;                   /* enum fluid_op */
+    uint16_t reserved0;
+    uint32_t opt_level;            /* -O level of the chosen module */
+    char module[32];               /* its name */
+    char march[48];                /* its -march tag */
+    uint8_t sha256[32];            /* its body's SHA-256 */
+    uint32_t flags;                /* its FLUID_MOD_F_* flags */
+    uint32_t reserved1;
+    uint64_t cycles;               /* its measured cost */
+    uint64_t default_cycles;       /* what ran before tune chose, measured alike */
+    uint8_t reserved[16];
 };
 
 /* Commit record, the last 512 bytes of slot_bytes. */
@@ -218,5 +261,7 @@ struct fluid_cache_trailer {
 _Static_assert(sizeof(struct fluid_cache_slot) == 512, "slot header size");
 _Static_assert(sizeof(struct fluid_cache_entry) == 128, "registry entry size");
 _Static_assert(sizeof(struct fluid_cache_trailer) == 512, "trailer size");
+_Static_assert(sizeof(struct fluid_cache_choice) == 160, "choice size");
+_Static_assert(FLUID_CACHE_MAX_CHOICES >= OP_COUNT, "a choice per op");
 
 #endif

@@ -54,18 +54,25 @@ def kvm_usable():
     return bool(flags & {"vmx", "svm"})
 
 
-def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=(), disk="virtio"):
+def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=(), disk="virtio", drive_opts="",
+              device_opts=""):
     """QEMU's argument list.  disk="virtio": i440fx machine with the image as
     a virtio-blk disk; disk="ahci": q35 machine with the image as a SATA
-    disk on its AHCI controller (the bare-metal path)."""
+    disk on its AHCI controller (the bare-metal path).  Tests: drive_opts
+    (",throttling.bps-write=10") extend the -drive, device_opts
+    (",queue-size=4") the virtio-blk-pci device; `image` may name a QEMU
+    protocol ("blkdebug:RULES:IMG")."""
     accel = accel or ("kvm" if kvm_usable() else "tcg")
     cpu = "host,-arch-capabilities" if accel == "kvm" else "max"
     smp = smp or os.cpu_count() or 1
     if disk == "ahci":
-        drive = ["-machine", "q35", "-drive", f"file={image},format=raw,if=none,id=d0",
+        drive = ["-machine", "q35", "-drive", f"file={image},format=raw,if=none,id=d0{drive_opts}",
                  "-device", "ide-hd,drive=d0,bus=ide.0"]
+    elif device_opts:
+        drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=none,id=d0{drive_opts}",
+                 "-device", f"virtio-blk-pci,drive=d0{device_opts}"]
     else:
-        drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=virtio"]
+        drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=virtio{drive_opts}"]
     args = [QEMU, *drive, "-accel", accel, "-cpu", cpu,
             "-m", str(mem), "-smp", str(smp),
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -200,8 +207,10 @@ class FluidVM(Target):
 
     name = "QEMU"
 
-    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio"):
-        args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk)
+    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio",
+                 drive_opts="", device_opts=""):
+        args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk, drive_opts=drive_opts,
+                         device_opts=device_opts)
         args += ["-serial", "stdio", "-monitor", "none"]
         self.accel = accel or ("kvm" if kvm_usable() else "tcg")
         self._start(args, boot_timeout)
@@ -229,8 +238,8 @@ def boot(image, target="hosted", **kw):
         kw.pop("wait_prompt", None)
         return FluidVM(str(image), **kw)
     if target == "hosted":
-        kw.pop("accel", None)
-        kw.pop("disk", None)
+        for k in ("accel", "disk", "drive_opts", "device_opts"):
+            kw.pop(k, None)
         return FluidHosted(str(image), **kw)
     raise ValueError(f"unknown target {target!r} (one of {TARGETS})")
 

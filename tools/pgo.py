@@ -57,7 +57,9 @@ apply    compiles each planned module with its flags (the Makefile's
          valid Fluid image header, shorter than its header says, whose model
          is not the plan's (--other-model allows it), or whose kernel uses
          another module ABI.  Modules of other tags in the current slot are
-         kept.  Nothing outside the cache region is touched.  Running it
+         kept, and so are the kernel's tuned choices (`tune` at the prompt)
+         but those for ops a module of this apply serves.  Nothing outside
+         the cache region is touched.  Running it
          again with the same plan writes nothing.
 report   writes an HTML page (pgo_report.py): every loop generation of the
          latest model/tag (or the profiles given), per-module cycles per
@@ -469,9 +471,10 @@ def apply_to(a, plan, plan_path, tag, reg_tag, medium):
                 keep.append(dict(tag=e["tag"], name=e["name"], file=e["file"], opt=e["opt"], flags=e["flags"]))
     entries = keep + built
     cur_gen = slots[cur]["info"]["generation"] if cur is not None else 0
+    choices, choice_meta = carried_choices(slots[cur]["info"] if cur is not None else None, built)
     same = cur is not None and slots[cur]["info"]["model_id"] == plan["model_id"] and \
         sorted((e["tag"], e["file"]) for e in slots[cur]["info"]["entries"]) == \
-        sorted((e["tag"], e["file"]) for e in entries)
+        sorted((e["tag"], e["file"]) for e in entries) and choices == slots[cur]["info"]["choices"]
     gen = cur_gen if same else cur_gen + 1
     registry = dict(tag=reg_tag, model_id=plan["model_id"], plan=str(plan_path), generation=gen,
                     module_abi=L.FLUID_MOD_ABI_VERSION,
@@ -486,7 +489,7 @@ def apply_to(a, plan, plan_path, tag, reg_tag, medium):
         return
     target = 1 - cur if cur is not None else 0
     try:
-        slot = build_slot(gen, entries, plan["model_id"])
+        slot = build_slot(gen, entries, plan["model_id"], choices, choice_meta)
     except ImageError as e:
         die(str(e))
     if a.stop_after is not None:
@@ -500,6 +503,26 @@ def apply_to(a, plan, plan_path, tag, reg_tag, medium):
     tags = sorted({e["tag"] for e in entries})
     log(f"wrote generation {gen} to slot {target} of {medium.path}: {len(entries)} modules, tags {' '.join(tags)} "
         f"({len(slot)} bytes); slot {1 - target} keeps generation {cur_gen or 'none'}")
+
+
+def carried_choices(info, built):
+    """The tuned choices (kernel `tune`) of the newest slot (info) that a
+    new generation keeps: all but those for ops a module of this apply
+    (built: [dict(file)]) serves - the plan asked for that module; `tune`
+    compares them again.  Returns (choices, choice_meta)."""
+    if not info or not info.get("choices"):
+        if info and info.get("choices_error"):
+            log(f"tuned choices of generation {info['generation']} dropped: {info['choices_error']}")
+        return [], None
+    served = {op for b in built for op, _ in parse_module(b["file"])["entries"]}
+    keep = [c for c in info["choices"] if c["op"] not in served]
+    for c in info["choices"]:
+        if c["op"] in served:
+            log(f"tuned choice for {c['op_name']} ({c['march']} -O{c['opt']}) dropped: this apply builds a new "
+                f"module for it (run `tune` at the prompt to compare them)")
+    if keep:
+        log(f"{len(keep)} tuned choices (measured on {info['choice_meta']['choice_tag']}) carried over")
+    return keep, info["choice_meta"]
 
 
 def cmd_cache_info(a):
@@ -519,6 +542,15 @@ def cmd_cache_info(a):
                       f"tags {' '.join(tags) or '(none)'}, model {inf['model_id']}{'  [newest]' if i == cur else ''}")
                 for e in inf["entries"]:
                     print(f"    {e['tag']:<18} {e['name']:<12} -O{e['opt']} sha256 {e['sha256'].hex()[:16]}")
+                if inf["choices_error"]:
+                    print(f"    tuned choices: ignored: {inf['choices_error']}")
+                elif inf["choices"]:
+                    m = inf["choice_meta"]
+                    print(f"    tuned choices: {len(inf['choices'])}, measured on {m['choice_tag']} "
+                          f"({m['choice_cpu']}), model {m['choice_model_id']}")
+                    for c in inf["choices"]:
+                        print(f"    tuned {c['op_name']:<14} {c['module']:<12} {c['march']:<16} -O{c['opt']} "
+                              f"sha256 {c['sha256'].hex()[:16]} {c['cycles']} cycles (default {c['default_cycles']})")
             else:
                 print(f"slot {i}: {s['state']}: {s['why']}")
 

@@ -47,7 +47,7 @@ def load_layout():
 
 L = load_layout()
 IH, RG, MH, MS, ME = L.IMAGE_HEADER, L.REGION, L.MOD_HEADER, L.MOD_SHAPE, L.MOD_ENTRY
-CS, CE, CT = L.CACHE_SLOT, L.CACHE_ENTRY, L.CACHE_TRAILER
+CS, CE, CT, CC = L.CACHE_SLOT, L.CACHE_ENTRY, L.CACHE_TRAILER, L.CACHE_CHOICE
 SECTOR = L.FLUID_SECTOR_BYTES
 REGION_KERNEL, REGION_MODULES = L.FLUID_REGION_KERNEL, L.FLUID_REGION_MODULES
 REGION_CACHE, REGION_MODEL = L.FLUID_REGION_CACHE, L.FLUID_REGION_MODEL
@@ -166,6 +166,11 @@ def parse_slot(data):
             or n_entries > L.FLUID_CACHE_MAX_ENTRIES or reg_off != CS.size or reg_bytes != n_entries * CE.size
             or reg_off + reg_bytes > slot_bytes - CT.size):
         return "bad-header", "inconsistent header", None
+    ch_off, n_ch = CS.get(h, "choice_offset"), CS.get(h, "n_choices")
+    if (ch_off != 0 if n_ch == 0 else
+            n_ch > L.FLUID_CACHE_MAX_CHOICES or ch_off % L.FLUID_CACHE_CHOICE_ALIGN or ch_off < reg_off + reg_bytes
+            or ch_off + n_ch * CC.size > slot_bytes - CT.size):
+        return "bad-header", "inconsistent tuned-choice table", None
     if len(data) < slot_bytes:
         return "torn", "slot shorter than its header says", None
     t = data[slot_bytes - CT.size:slot_bytes]
@@ -186,7 +191,31 @@ def parse_slot(data):
                             file=data[off:off + nbytes]))
     info = dict(generation=gen, slot_bytes=slot_bytes, entries=entries, created=CS.get(h, "created_unix"),
                 writer=cstr(CS.get(h, "writer")), model_id=cstr(CS.get(h, "model_id")), data=data[:slot_bytes])
+    info["choices"], info["choices_error"] = parse_choices(data, h)
+    info["choice_meta"] = {f: (CS.get(h, f) if f == "choice_tsc_hz" else cstr(CS.get(h, f)))
+                           for f in ("choice_tag", "choice_cpu", "choice_model_id", "choice_tsc_hz")}
     return "valid", "", info
+
+
+def parse_choices(data, h):
+    """The tuned choices of a checked slot (the kernel's `tune`; as
+    modfmt_slot_choices checks them): ([dict(op, op_name, module, march,
+    opt, flags, sha256, cycles, default_cycles)], None), or ([], reason)
+    when the table is damaged (the slot's modules stay usable)."""
+    off, n = CS.get(h, "choice_offset"), CS.get(h, "n_choices")
+    table = data[off:off + n * CC.size]
+    if n and hashlib.sha256(table).digest() != CS.get(h, "choice_sha256"):
+        return [], "tuned-choice table SHA-256 mismatch"
+    out = []
+    for i in range(n):
+        b = table[i * CC.size:(i + 1) * CC.size]
+        op = CC.get(b, "op")
+        if op >= L.OP_COUNT or any(c["op"] == op for c in out):
+            return [], f"tuned choice {i}: op {op} unknown or repeated"
+        out.append(dict(op=op, op_name=L.OPS[op], module=cstr(CC.get(b, "module")), march=cstr(CC.get(b, "march")),
+                        opt=CC.get(b, "opt_level"), flags=CC.get(b, "flags"), sha256=CC.get(b, "sha256"),
+                        cycles=CC.get(b, "cycles"), default_cycles=CC.get(b, "default_cycles")))
+    return out, None
 
 
 def newest_slot(slots):
@@ -195,10 +224,13 @@ def newest_slot(slots):
     return max(valid)[1] if valid else None
 
 
-def build_slot(generation, entries, model_id):
-    """Bytes of a slot: header, registry, module files, trailer.  entries:
-    [dict(tag, name, file, opt, flags)] (file = whole module file).  Raises
-    ImageError when they do not fit one slot or a name is too long."""
+def build_slot(generation, entries, model_id, choices=(), choice_meta=None):
+    """Bytes of a slot: header, registry, module files, tuned choices,
+    trailer.  entries: [dict(tag, name, file, opt, flags)] (file = whole
+    module file); choices: parse_choices() records to carry, with
+    choice_meta (the slot info's "choice_meta": the CPU tag, CPU, model and
+    TSC rate they were measured with).  Raises ImageError when they do not
+    fit one slot or a name is too long."""
     reg_off = CS.size
     reg_bytes = len(entries) * CE.size
     off = reg_off + reg_bytes
@@ -221,6 +253,20 @@ def build_slot(generation, entries, model_id):
         body += e["file"]
         off += len(e["file"])
     end = reg_off + reg_bytes + len(body)
+    table = bytearray()
+    choice_off = 0
+    if choices:
+        choice_off = (end + L.FLUID_CACHE_CHOICE_ALIGN - 1) // L.FLUID_CACHE_CHOICE_ALIGN * L.FLUID_CACHE_CHOICE_ALIGN
+        body += bytes(choice_off - end)
+        for c in choices:
+            r = bytearray(CC.size)
+            for f, v in (("op", c["op"]), ("opt_level", c["opt"]), ("module", c["module"].encode()),
+                         ("march", c["march"].encode()), ("sha256", c["sha256"]), ("flags", c["flags"]),
+                         ("cycles", c["cycles"]), ("default_cycles", c["default_cycles"])):
+                CC.put(r, f, v)
+            table += r
+        body += table
+        end = choice_off + len(table)
     slot_bytes = (end + SECTOR - 1) // SECTOR * SECTOR + CT.size
     if slot_bytes > CACHE_SLOT_BYTES:
         raise ImageError(f"the cache slot would need {slot_bytes} bytes; a slot holds {CACHE_SLOT_BYTES}")
@@ -232,6 +278,13 @@ def build_slot(generation, entries, model_id):
                  ("writer", WRITER.encode()[:CS.fields["writer"][1] - 1]),
                  ("model_id", model_id.encode()[:CS.fields["model_id"][1] - 1])):
         CS.put(h, f, v)
+    if choices:
+        meta = choice_meta or {}
+        for f, v in (("choice_offset", choice_off), ("n_choices", len(choices)),
+                     ("choice_sha256", hashlib.sha256(table).digest()), ("choice_tsc_hz", meta.get("choice_tsc_hz", 0))):
+            CS.put(h, f, v)
+        for f in ("choice_tag", "choice_cpu", "choice_model_id"):
+            CS.put(h, f, meta.get(f, "").encode()[:CS.fields[f][1] - 1])
     CS.put(h, "header_crc", zlib.crc32(bytes(h[:CS.off("header_crc")])))
     slot = bytearray(slot_bytes)
     slot[0:CS.size] = h

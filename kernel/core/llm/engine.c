@@ -8,9 +8,7 @@
 
 static uint64_t up64(uint64_t v) { return (v + 63) & ~63ull; }
 
-/* The activation format each weight type's dot product wants (ggml's
- * vec_dot_type) and the op converting a float row into it. */
-static int act_op(int wtype)
+int engine_act_op(int wtype)
 {
     switch (wtype) {
     case GGML_TYPE_F32: return OP_COPY_F32;
@@ -20,9 +18,9 @@ static int act_op(int wtype)
     }
 }
 
-static size_t act_row_bytes(int wtype, uint64_t n)
+size_t engine_act_row_bytes(int wtype, uint64_t n)
 {
-    switch (act_op(wtype)) {
+    switch (engine_act_op(wtype)) {
     case OP_COPY_F32: return n * 4;
     case OP_CONVERT_F16: return n * 2;
     case OP_QUANT_Q8_0S: return n / QK8_0 * sizeof(struct block_q8_0s);
@@ -109,10 +107,16 @@ static void mm_rows(void *ctx, int begin, int end, int cpu)
     const struct mm_job *j = ctx;
     struct matmul_args a = j->a;
     (void)cpu;
-    a.row0 = begin * MM_ROW_GRAIN;
-    a.row1 = end * MM_ROW_GRAIN < j->a.row1 ? end * MM_ROW_GRAIN : j->a.row1;
+    a.row0 = j->a.row0 + begin * MM_ROW_GRAIN;
+    a.row1 = j->a.row0 + end * MM_ROW_GRAIN < j->a.row1 ? j->a.row0 + end * MM_ROW_GRAIN : j->a.row1;
     uint64_t rows = (uint64_t)(a.row1 - a.row0);
     PROF_CALL(j->op, j->mm(&a), rows * a.w_row_bytes, 2ull * (uint64_t)a.n_in * rows * (uint64_t)a.n_tok);
+}
+
+void engine_matmul(int op, void (*mm)(const struct matmul_args *), const struct matmul_args *a)
+{
+    struct mm_job j = { .a = *a, .mm = mm, .op = op };
+    plat_parallel_for((a->row1 - a->row0 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN, mm_rows, &j);
 }
 
 /* Y[i] = W X[i] for n rows (X row stride ldx floats, Y row stride = the
@@ -122,8 +126,8 @@ static void mm_rows(void *ctx, int begin, int end, int cpu)
 static void linear(struct engine *e, const struct llama_tensor *W, const float *X,
                    int n, size_t ldx, float *Y, int same_input)
 {
-    int aop = act_op(W->type), mop = op_mm_for_type(W->type);
-    size_t arb = act_row_bytes(W->type, W->ne0);
+    int aop = engine_act_op(W->type), mop = op_mm_for_type(W->type);
+    size_t arb = engine_act_row_bytes(W->type, W->ne0);
     void (*conv)(const float *, void *, int) = optab[aop].fn;
     /* q/k/v and gate/up read the same input: it is converted once, unless
      * the second matrix wants another format or width. */
@@ -132,14 +136,10 @@ static void linear(struct engine *e, const struct llama_tensor *W, const float *
             PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
         e->act_op = aop, e->act_width = W->ne0;
     }
-    struct mm_job j = {
-        .a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
-               .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n,
-               .n_rows = (int)W->ne1 },
-        .mm = optab[mop].fn,
-        .op = mop,
-    };
-    plat_parallel_for((int)((W->ne1 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN), mm_rows, &j);
+    struct matmul_args a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
+                             .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n,
+                             .n_rows = (int)W->ne1 };
+    engine_matmul(mop, optab[mop].fn, &a);
 }
 
 /* cos/sin table of position pos, as ggml's rope (mode 0): theta_i =

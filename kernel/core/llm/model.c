@@ -22,6 +22,25 @@ static void fail(const char *fmt, const char *a)
     kprintf("model: %s\n", model.error);
 }
 
+void model_id_string(char *out, size_t cap)
+{
+    const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
+    if (!model.loaded) {
+        snprintf(out, cap, "none");
+        return;
+    }
+    char name[64];
+    size_t n = 0;
+    for (const char *p = model.name; *p && n < sizeof name - 1; p++) {
+        char c = *p;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        name[n++] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ? c : '-';
+    }
+    name[n] = 0;
+    snprintf(out, cap, "%s-%08x", n ? name : "model", r->crc32);
+}
+
 int model_require(void)
 {
     if (model.loaded)
@@ -36,11 +55,12 @@ static int read_region(struct blkdev *d, const struct fluid_region *r, uint8_t *
     uint64_t bytes = (r->bytes + 511) & ~511ull, t0 = rdtsc();
     for (uint64_t done = 0; done < bytes;) {
         uint64_t n = bytes - done < READ_CHUNK ? bytes - done : READ_CHUNK;
+        d->error[0] = 0;
         int err = d->read(d, r->lba + done / 512, dst + done, n);
         if (err) {
-            char why[96];
+            char why[256];
             snprintf(why, sizeof why, "disk read failed at byte %llu of the model region (%s)",
-                     (unsigned long long)done, err == BLK_ERANGE ? "past the end of the disk" : "I/O error");
+                     (unsigned long long)done, d->error[0] ? d->error : blk_strerror(err));
             fail("%s", why);
             return -1;
         }

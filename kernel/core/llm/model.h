@@ -38,6 +38,11 @@ extern struct fluid_model model;
 
 /* Load the model region at boot; prints the boot-log lines. */
 void model_boot_load(void);
+/* The model's id as profiles/ and the cache name it: general.name
+ * lower-cased with anything but [a-z0-9._] as '-', then '-' and the model
+ * region's CRC-32 in hex ("tinyllama-shaped-random-1a2b3c4d"); "none"
+ * without a model. */
+void model_id_string(char *out, size_t cap);
 /* Print "error: <why no model>" and return 1 when no model is loaded. */
 int model_require(void);
 #endif

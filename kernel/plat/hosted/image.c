@@ -78,27 +78,41 @@ static int disk_read(struct blkdev *d, uint64_t lba, void *buf, uint64_t bytes)
     return j.failed ? BLK_EIO : 0;
 }
 
-/* pwrite, then fdatasync: durable before it returns, as a disk flush. */
+/* pwrite, then fdatasync: durable before it returns, as a disk flush.
+ * Every failure says which call failed and errno's text in d->error. */
 static int disk_write(struct blkdev *d, uint64_t lba, const void *buf, uint64_t bytes)
 {
-    if (bytes % 512)
+    if (bytes % 512) {
+        snprintf(d->error, sizeof d->error, "%llu bytes is not a multiple of 512", (unsigned long long)bytes);
         return BLK_EARG;
-    if (lba > d->sectors || bytes / 512 > d->sectors - lba)
+    }
+    if (lba > d->sectors || bytes / 512 > d->sectors - lba) {
+        snprintf(d->error, sizeof d->error, "sectors %llu+%llu lie past the end of the image (%llu sectors)",
+                 (unsigned long long)lba, (unsigned long long)(bytes / 512), (unsigned long long)d->sectors);
         return BLK_ERANGE;
+    }
     const uint8_t *p = buf;
     uint64_t off = lba * 512;
     while (bytes) {
         ssize_t w = pwrite(fd, p, bytes, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            snprintf(d->error, sizeof d->error, "pwrite at byte %llu: %s", (unsigned long long)off,
+                     w == 0 ? "nothing written" : strerror(errno));
             return BLK_EIO;
+        }
         p += w, off += (uint64_t)w, bytes -= (uint64_t)w;
     }
-    return fdatasync(fd) == 0 ? 0 : BLK_EIO;
+    if (fdatasync(fd) != 0) {
+        snprintf(d->error, sizeof d->error, "fdatasync: %s", strerror(errno));
+        return BLK_EIO;
+    }
+    return 0;
 }
 
 static const char *image_path;
+static int opened_read_only;   /* no write permission: the disk cannot be written */
 
 /* Print "fluid-hosted: IMAGE: <why>" on stderr and return -1. */
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
@@ -117,7 +131,7 @@ int hosted_image_open(const char *path)
     image_path = path;
     fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0 && (errno == EACCES || errno == EROFS))
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_CLOEXEC), opened_read_only = 1;
     if (fd < 0)
         return fail("cannot open the image: %s (build one with: make image)", strerror(errno));
     struct stat st;
@@ -185,7 +199,14 @@ int hosted_image_open(const char *path)
 
 const struct fluid_image_header *plat_image(void) { return &header; }
 
-struct blkdev *plat_boot_disk(void) { return fd >= 0 ? &disk : NULL; }
+struct blkdev *plat_boot_disk(void)
+{
+    if (fd >= 0 && opened_read_only) {
+        disk.write = NULL;
+        disk.read_only = "the image file is not writable by this process (opened read-only)";
+    }
+    return fd >= 0 ? &disk : NULL;
+}
 
 const void *plat_modules_region(uint64_t *bytes)
 {
