@@ -180,13 +180,16 @@ $(B)/bootloader/stage1.bin: bootloader/stage1.S bootloader/stage1.ld $(GEN)/flui
 
 S2CFLAGS := --target=i386-elf -march=i686 -ffreestanding -fno-pic -mno-sse -mno-mmx \
   -O2 -std=c11 $(WARN) -Ikernel/include -I$(GEN)
-$(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloader/stage2.ld \
-    $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld kernel/include/fluid/image.h kernel/include/fluid/bootinfo.h \
-    kernel/include/fluid/crc32.h | deps
+# stage2_check.c runs in real mode, before the first BIOS read: -m16.
+S2_OBJ := $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_check.o $(B)/bootloader/stage2_c.o
+$(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloader/stage2_check.c \
+    bootloader/stage2.ld $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld kernel/include/fluid/image.h \
+    kernel/include/fluid/image_check.h kernel/include/fluid/bootinfo.h kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(S2CFLAGS) -c bootloader/stage2.S -o $(B)/bootloader/stage2_s.o
+	$(CC) $(S2CFLAGS) -m16 -c bootloader/stage2_check.c -o $(B)/bootloader/stage2_check.o
 	$(CC) $(S2CFLAGS) -c bootloader/stage2_main.c -o $(B)/bootloader/stage2_c.o
-	$(LD) -m elf_i386 -T bootloader/stage2.ld -L $(GEN) $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_c.o -o $(B)/bootloader/stage2.elf
+	$(LD) -m elf_i386 -T bootloader/stage2.ld -L $(GEN) $(S2_OBJ) -o $(B)/bootloader/stage2.elf
 	$(OBJCOPY) -O binary $(B)/bootloader/stage2.elf $@
 
 # ---- kernel: the core, and the pc platform (the unikernel) ----
@@ -219,7 +222,8 @@ $(B)/fluid-hosted: $(CORE_OBJ) $(HOSTED_OBJ)
 hosted: $(B)/fluid-hosted
 
 # ---- host tools ----
-$(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/fluid/crc32.h | deps
+$(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/fluid/image_check.h \
+    kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -o $@ $<
 

@@ -196,15 +196,17 @@ class Target:
 
 
 class FluidVM(Target):
-    """The unikernel in QEMU (plat/pc)."""
+    """The unikernel in QEMU (plat/pc).  wait_prompt=False for images that
+    must stop before the prompt (a boot stage halts after its message)."""
 
     name = "QEMU"
 
-    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio"):
+    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio",
+                 wait_prompt=True):
         args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk)
         args += ["-serial", "stdio", "-monitor", "none"]
         self.accel = accel or ("kvm" if kvm_usable() else "tcg")
-        self._start(args, boot_timeout)
+        self._start(args, boot_timeout, wait_prompt)
 
 
 class FluidHosted(Target):
@@ -226,7 +228,6 @@ def boot(image, target="hosted", **kw):
     """Boot `image` on `target` ("hosted" or "qemu") in test mode."""
     if target == "qemu":
         kw.pop("stay", None)
-        kw.pop("wait_prompt", None)
         return FluidVM(str(image), **kw)
     if target == "hosted":
         kw.pop("accel", None)
