@@ -26,6 +26,7 @@ DEFAULT_MODEL := models/tinyllama-shaped-Q4_0.gguf
 MODEL ?= $(DEFAULT_MODEL)
 MEM   ?= 3G
 SMP   ?=
+CTX   ?=
 
 WARN := -Wall -Wextra -Werror
 # The kernel is kernel/core (portable: the model, modules, shell) on one of
@@ -136,7 +137,7 @@ modflags:
 all: image
 
 help:
-	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n]   build and boot Fluid in QEMU"
+	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n] [CTX=n]  build and boot Fluid in QEMU (CTX: context size)"
 	@echo "make run HOSTED=1 [...]                        the same image as a Linux process (native speed)"
 	@echo "make hosted                                    build $(B)/fluid-hosted only"
 	@echo "make image [MODEL=...]                         build $(B)/fluid.img only"
@@ -251,7 +252,8 @@ image: $(B)/fluid.img $(GEN)/fluid_layout.py
 # HOSTED=1: run the image as a Linux process (native speed) instead of in QEMU.
 HOSTED ?=
 run: image $(if $(HOSTED),$(B)/fluid-hosted)
-	@$(PYTHON) tools/fluidvm.py run $(B)/fluid.img $(if $(HOSTED),--hosted) --mem $(MEM) $(if $(SMP),--smp $(SMP))
+	@$(PYTHON) tools/fluidvm.py run $(B)/fluid.img $(if $(HOSTED),--hosted) --mem $(MEM) $(if $(SMP),--smp $(SMP)) \
+	  $(if $(CTX),--ctx-size $(CTX))
 
 # ---- bench: Fluid's `bench` next to llama.cpp (node-llama-cpp) on the same file ----
 BENCH_P ?= 128

@@ -10,7 +10,10 @@ PGO loop and the tests all use it.
 - hosted: the same image run by build/fluid-hosted (plat/hosted), a Linux
   process at native speed; the terminal is the console.
 
-    fluidvm.py run build/fluid.img [--hosted] [--mem 3G] [--smp N] [--accel kvm|tcg]
+    fluidvm.py run build/fluid.img [--hosted] [--mem 3G] [--smp N] [--accel kvm|tcg] [-c N]
+
+-c/--ctx-size N: the context size in tokens, as llama.cpp's (0: the
+model's context_length): hosted's -c N, QEMU's fw_cfg opt/fluid/ctx-size.
 
 Tests use boot(): a Target driven over pipes, in test mode (QEMU: fw_cfg
 opt/fluid/test=1 plus isa-debug-exit; hosted: --test), so on both a clean
@@ -256,15 +259,18 @@ def main():
     r.add_argument("--smp", type=int)
     r.add_argument("--accel", choices=["kvm", "tcg"])
     r.add_argument("--disk", choices=["virtio", "ahci"], default="virtio")
+    r.add_argument("-c", "--ctx-size", type=int, help="context size in tokens (0: the model's context_length)")
     a = ap.parse_args()
+    ctx = [] if a.ctx_size is None else [str(a.ctx_size)]
     if not os.path.exists(a.image):
         sys.exit(f"fluidvm: {a.image} does not exist (run `make image`)")
     if a.hosted:
-        args = hosted_args(a.image, a.mem, a.smp)
+        args = hosted_args(a.image, a.mem, a.smp, extra=["-c", *ctx] if ctx else ())
         print("fluidvm: " + " ".join(args), file=sys.stderr)
         print("fluidvm: leave with poweroff or Ctrl-D", file=sys.stderr)
         os.execv(args[0], args)
-    args = qemu_args(a.image, a.mem, a.smp, a.accel, disk=a.disk)
+    args = qemu_args(a.image, a.mem, a.smp, a.accel, disk=a.disk,
+                     extra=["-fw_cfg", f"name=opt/fluid/ctx-size,string={ctx[0]}"] if ctx else ())
     args += ["-serial", "mon:stdio"]
     print("fluidvm: " + " ".join(args), file=sys.stderr)
     print("fluidvm: leave QEMU with Ctrl-A then X", file=sys.stderr)

@@ -30,6 +30,11 @@ static size_t act_row_bytes(int wtype, uint64_t n)
     }
 }
 
+uint64_t engine_kv_bytes(const struct llama_hparams *hp, int n_ctx)
+{
+    return 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+}
+
 uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
 {
     uint64_t B = ENGINE_BATCH, big = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
@@ -41,7 +46,7 @@ uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
     f += up64(B * hp->n_vocab * 4);                 /* logits */
     f += up64(B * hp->head_dim * 4);                /* rope_cs */
     f += up64(B * big * 4);                         /* act (>= any format) */
-    f += 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+    f += engine_kv_bytes(hp, n_ctx);
     return f;
 }
 

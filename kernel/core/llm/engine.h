@@ -41,6 +41,10 @@ struct engine {
     uint64_t mem_bytes;   /* memory this engine took */
 };
 
+/* Bytes of the KV cache for n_ctx positions (F32 keys and values: 2 x
+ * n_layer x n_embd_kv x n_ctx floats), part of engine_mem_bytes(). */
+uint64_t engine_kv_bytes(const struct llama_hparams *hp, int n_ctx);
+
 /* Bytes engine_init() needs for this model and context length (with one
  * attention scratch row per online CPU: call after the platform started its workers). */
 uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx);

@@ -127,20 +127,27 @@ static int parse(uint8_t *arena_mem)
 
 /* The context: KV cache and activations for n_ctx positions (engine.h)
  * and the session's buffers.  0, or -1 with the reason in why. */
+/* 0, or -1 with why when n_ctx is outside 1..context_length. */
+static int check_ctx(int n_ctx, char *why, size_t cap)
+{
+    if (n_ctx >= 1 && (uint32_t)n_ctx <= model.m.hp.n_ctx_train)
+        return 0;
+    snprintf(why, cap, "a context of %d tokens: this model's context_length is %u (0 picks it)", n_ctx,
+             model.m.hp.n_ctx_train);
+    return -1;
+}
+
 static int setup_ctx(int n_ctx, char *why, size_t cap)
 {
     const struct llama_hparams *hp = &model.m.hp;
-    if (n_ctx < 1 || (uint32_t)n_ctx > hp->n_ctx_train) {
-        snprintf(why, cap, "a context of %d tokens: this model's context_length is %u (0 picks it)", n_ctx,
-                 hp->n_ctx_train);
+    if (check_ctx(n_ctx, why, cap) != 0)
         return -1;
-    }
     uint64_t need = engine_mem_bytes(hp, n_ctx);
     void *mem = plat_alloc(need, TWO_MiB);
     if (!mem) {
         struct plat_mem pm;
         plat_mem_stats(&pm);
-        uint64_t kv = 2ull * hp->n_layer * hp->n_embd_kv * (uint64_t)n_ctx * sizeof(float);
+        uint64_t kv = engine_kv_bytes(hp, n_ctx);
         snprintf(why, cap, "a context of %d tokens needs %llu MiB (KV cache %llu MiB, activations %llu MiB); "
                  "only %llu MiB are free", n_ctx, (unsigned long long)((need + MiB - 1) / MiB),
                  (unsigned long long)(kv / MiB), (unsigned long long)((need - kv) / MiB),
@@ -183,8 +190,8 @@ int model_set_ctx(int n_ctx, char *why, size_t cap)
     if (n_ctx == 0)
         n_ctx = (int)model.m.hp.n_ctx_train;
     int old = model.eng.n_ctx;
-    if (n_ctx < 1 || (uint32_t)n_ctx > model.m.hp.n_ctx_train)
-        return setup_ctx(n_ctx, why, cap);   /* says why; nothing freed */
+    if (check_ctx(n_ctx, why, cap) != 0)
+        return -1;
     session_free(&model.sess);
     plat_free(model.eng_mem, model.eng.mem_bytes);
     model.mem_bytes -= model.eng.mem_bytes;
