@@ -60,13 +60,18 @@ def kvm_usable():
 def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=(), disk="virtio"):
     """QEMU's argument list.  disk="virtio": i440fx machine with the image as
     a virtio-blk disk; disk="ahci": q35 machine with the image as a SATA
-    disk on its AHCI controller (the bare-metal path)."""
+    disk on its AHCI controller (the bare-metal path); disk="usb": q35 with
+    the image as a USB stick (xHCI) the firmware boots from, which the
+    kernel has no driver for (README "Bare metal")."""
     accel = accel or ("kvm" if kvm_usable() else "tcg")
     cpu = "host,-arch-capabilities" if accel == "kvm" else "max"
     smp = smp or os.cpu_count() or 1
     if disk == "ahci":
         drive = ["-machine", "q35", "-drive", f"file={image},format=raw,if=none,id=d0",
                  "-device", "ide-hd,drive=d0,bus=ide.0"]
+    elif disk == "usb":
+        drive = ["-machine", "q35", "-device", "qemu-xhci", "-drive", f"file={image},format=raw,if=none,id=d0",
+                 "-device", "usb-storage,drive=d0,bootindex=0"]
     else:
         drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=virtio"]
     args = [QEMU, *drive, "-accel", accel, "-cpu", cpu,
@@ -258,7 +263,7 @@ def main():
     r.add_argument("--mem", default="3G")
     r.add_argument("--smp", type=int)
     r.add_argument("--accel", choices=["kvm", "tcg"])
-    r.add_argument("--disk", choices=["virtio", "ahci"], default="virtio")
+    r.add_argument("--disk", choices=["virtio", "ahci", "usb"], default="virtio")
     r.add_argument("-c", "--ctx-size", type=int, help="context size in tokens (0: the model's context_length)")
     a = ap.parse_args()
     ctx = [] if a.ctx_size is None else [str(a.ctx_size)]
