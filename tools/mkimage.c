@@ -148,8 +148,8 @@ static int build(const char *out_path, const char *paths[FLUID_REGION_COUNT], co
     int where;
     enum fluid_image_fault f = fluid_image_check(&h, 0, &where);
     if (f != FLUID_IMG_OK)   /* what no reader would accept is never written */
-        die("internal error: the header fails its own check: %s%s", fluid_image_fault_text(f),
-            where >= 0 ? " (a region)" : "");
+        die("internal error: the header fails its own check (region %s): %s",
+            where >= 0 ? fluid_region_name(where) : "none", fluid_image_fault_text(f));
     set_partition(mbr, h.image_sectors);
     if (fseeko(out, 0, SEEK_SET) != 0 || fwrite(mbr, 1, SECTOR, out) != SECTOR ||
         fwrite(&h, 1, SECTOR, out) != SECTOR)

@@ -80,3 +80,24 @@ def test_ctx_size_at_start(tmp_path, gen_model, vm_factory, target):
         assert p.returncode == 3 and "this model's context_length is 128" in out, out
         p = subprocess.run([HOSTED, "-c", "many", str(img)], capture_output=True, timeout=60)
         assert p.returncode == 2 and b"-c takes a number of tokens" in p.stderr
+
+
+def test_chat_fills_a_chosen_context(tmp_path, gen_model, vm_factory):
+    vm = vm_factory(build_image(tmp_path / "c.img", gen_model("tiny", "Q8_0")))
+    for line in ("set ctx 32", "set system none", "set n_predict 100"):
+        assert "error" not in vm.cmd(line)
+    vm.send("chat\r")
+    vm.wait_for("you> ")
+    vm.send("Hi\r")                    # 12 tokens of Zephyr turn: 20 positions left
+    out = vm.wait_for("you> ", timeout=120)
+    assert "[context full: 32 tokens; generation stopped]" in out, out
+    vm.send("And more\r")
+    out = vm.wait_for("you> ", timeout=60)
+    assert re.search(r"error: the turn is too long: \d+ tokens, but the context has room for 0 more \(of 32\)", out)
+    assert "/reset" in out
+    vm.send("/reset\r")
+    vm.wait_for("you> ")
+    vm.send("Hi\r")
+    assert "assistant> " in vm.wait_for("you> ", timeout=120)   # room again
+    vm.send("/exit\r")
+    vm.wait_for("fluid> ")

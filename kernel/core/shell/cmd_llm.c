@@ -84,10 +84,13 @@ static int encode(const char *text, size_t len, unsigned flags, int32_t *out, in
     struct tok_arena sa = { scratch, sizeof scratch, 0 };
     size_t n = 0;
     int st = tok_encode(&model.tok, text, len, flags, out, (size_t)cap, &n, &sa);
-    if (st == TOK_ERR_NOSPACE) {
+    if (st == TOK_ERR_NOSPACE && cap < model.eng.n_ctx)   /* a chat turn after others */
+        kprintf("error: the turn is too long: %zu tokens, but the context has room for %d more (of %d)\n", n,
+                cap, model.eng.n_ctx);
+    else if (st == TOK_ERR_NOSPACE)
         kprintf("error: the prompt is too long: %zu tokens, but the context holds %d\n", n, cap);
+    if (st == TOK_ERR_NOSPACE)
         return -1;
-    }
     if (st != 0) {
         kprintf("error: tokenizer: %s\n", tok_strerror(st));
         return -1;
@@ -249,9 +252,9 @@ static int cmd_tokenize(int argc, char **argv, const char *line)
     if (len < 0)
         return 1;
     /* Not bounded by the context: nothing is fed.  A byte is at most one
-     * token, BOS the one more. */
-    static int32_t ids[LINE_MAX_BYTES + 1];
-    int n = encode(text_buf, (size_t)len, TOK_ENC_ADD_SPECIAL | TOK_ENC_SPECIAL, ids, LINE_MAX_BYTES + 1);
+     * token; the space prefix and BOS are two more. */
+    static int32_t ids[LINE_MAX_BYTES + 2];
+    int n = encode(text_buf, (size_t)len, TOK_ENC_ADD_SPECIAL | TOK_ENC_SPECIAL, ids, LINE_MAX_BYTES + 2);
     if (n < 0)
         return 1;
     print_ids(ids, n);
