@@ -1,9 +1,13 @@
-"""`chat`: multi-turn conversation with the Zephyr template, /reset and
-/exit, and sampling settings (issue 3).  The generated model's text is
-noise; these check the mechanics a user relies on."""
+"""`chat`: multi-turn conversation, /reset and /exit, and sampling
+settings (issue 3); the chat template read from the GGUF and the system
+prompt (issue 11 part 3).  The generated model's text is noise; these check
+the mechanics a user relies on, and each turn's tokens against llama.cpp."""
 import re
 
-from conftest import build_image
+import pytest
+
+from conftest import ROOT, build_image
+from llamacpp_tokens import ids_after, tok_oracle  # noqa: F401 (a fixture)
 
 
 def test_chat_turns_reset_and_exit(tmp_path, gen_model, vm_factory):
@@ -53,13 +57,6 @@ def test_set_and_seeded_sampling(tmp_path, gen_model, vm_factory):
 # recognised by its markers, and each turn's tokens checked against the
 # published template text rendered by @huggingface/jinja and tokenized by
 # llama.cpp (tools/peer/tokenize.mjs), not against Fluid's own output.
-import json  # noqa: E402
-
-import pytest  # noqa: E402
-
-from conftest import ROOT  # noqa: E402
-from llamacpp_tokens import ids_after, tok_oracle  # noqa: E402,F401
-
 TEMPLATES = ROOT / "tests" / "prompt" / "chat_templates"
 CHATML_TOKENS = ["--add-token", "<|im_end|>", "--add-token", "<|im_start|>",
                  "--set", "tokenizer.ggml.eos_token_id=32000"]   # as ChatML fine-tunes of Llama 2 add them

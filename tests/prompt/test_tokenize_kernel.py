@@ -2,7 +2,8 @@
 encoder of the same Llama 2 vocabulary).  The host tests check ~400 strings
 through the same C code; this checks the path a user takes: the line
 editor, escapes, UTF-8 typed directly, and the vocabulary as the kernel
-loaded it from the GGUF in its model region."""
+loaded it from the GGUF in its model region; and the GGUF's tokenizer keys
+(add_bos_token, add_space_prefix) against llama.cpp's own tokenizer."""
 import json
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, build_image
+from llamacpp_tokens import shell_line, tok_oracle  # noqa: F401 (a fixture)
 
 NODE_MODULES = ROOT / "tools" / "node_modules"
 TOK_JS = ROOT / "tests" / "host" / "tok_js.mjs"
@@ -71,8 +73,6 @@ def test_prompt_longer_than_context(tmp_path, gen_model, vm_factory):
 # GGUF tokenizer keys (issue 11 part 3): tokenizer.ggml.add_bos_token and
 # tokenizer.ggml.add_space_prefix, each as llama.cpp reads it (absent:
 # true), against llama.cpp's own tokenizer on models made with them set.
-from llamacpp_tokens import ids_after, shell_line, tok_oracle  # noqa: E402,F401
-
 KEY_CASES = {
     "defaults": [],
     "no_bos": ["--set", "tokenizer.ggml.add_bos_token=false"],
