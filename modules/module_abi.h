@@ -39,7 +39,8 @@
 #include "fluid/cpufeat.h"
 
 #define FLUID_MOD_MAGIC "FLUIDMOD"          /* 8 bytes, no NUL */
-#define FLUID_MOD_ABI_VERSION 2u          /* 2: text_bytes (W^X split) */
+#define FLUID_MOD_ABI_VERSION 3u          /* 2: text_bytes (W^X split); 3: Q4_0/Q8_0
+                                             x8 weight layout, matmul_args.n_rows */
 #define FLUID_MOD_PAGE 4096u                /* text/data split granularity */
 #define FLUID_MOD_HEADER_BYTES 512u
 #define FLUID_MOD_MAX_ENTRIES 24
@@ -64,7 +65,9 @@
     X(QUANT_Q8_0, "quantize_q8_0") X(QUANT_Q8_K, "quantize_q8_K")         \
     X(CONVERT_F16, "convert_f16") X(COPY_F32, "copy_f32")                 \
     X(RMSNORM, "rmsnorm") X(ROPE, "rope") X(SWIGLU, "swiglu") X(ADD, "add") \
-    X(ATTN_SCORES, "attn_scores") X(SOFTMAX, "softmax") X(ATTN_WSUM, "attn_wsum")
+    X(ATTN_SCORES, "attn_scores") X(SOFTMAX, "softmax") X(ATTN_WSUM, "attn_wsum") \
+    X(REPACK_Q4_0, "repack_q4_0") X(REPACK_Q8_0, "repack_q8_0") \
+    X(QUANT_Q8_0S, "quantize_q8_0s")
 
 enum fluid_op {
 #define FLUID_OP_ENUM(id, name) OP_##id,

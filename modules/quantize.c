@@ -52,6 +52,23 @@ void quantize_q8_0(const float *x, void *y, int n)
     }
 }
 
+/* Q8_0S (ops.h block_q8_0s): the blocks quantize_q8_0 makes, with d
+ * widened to float after its f16 rounding (the value the dot products
+ * use) and the sum of the 32 q. */
+void quantize_q8_0s(const float *x, void *y, int n)
+{
+    struct block_q8_0s *b = y;
+    for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        struct block_q8_0 q;
+        quantize_q8_0(x, &q, QK8_0);
+        int sum = 0;
+        for (int j = 0; j < QK8_0; j++)
+            sum += b[i].qs[j] = q.qs[j];
+        b[i].d = fp16_to_fp32(q.d);
+        b[i].sum = sum;
+    }
+}
+
 /* Q8_0 as ggml's x86 SIMD quantize_row_q8_0 (AVX2/AVX-512 builds of
  * llama.cpp, also used with its repacked Q4_0 kernels): d = amax/127 as
  * above, but id = 127/amax and q rounded half to even. */

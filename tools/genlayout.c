@@ -77,6 +77,16 @@ static const char *const ops[] = {
 };
 _Static_assert(sizeof ops / sizeof ops[0] == OP_COUNT, "op names");
 
+/* Model-shape constant id -> name (FLUID_SHAPE_LIST). */
+static const struct {
+    int id;
+    const char *name;
+} shapes[] = {
+#define FLUID_SHAPE_ROW(id, num, name) { num, name },
+    FLUID_SHAPE_LIST(FLUID_SHAPE_ROW)
+#undef FLUID_SHAPE_ROW
+};
+
 struct field {
     const char *name;
     size_t offset, size;
@@ -263,6 +273,10 @@ static void gen_py(void)
     for (size_t i = 0; i < COUNT(ops); i++)
         printf("    \"%s\",\n", ops[i]);
     printf(")\n\n");
+    printf("SHAPES = {  # shape constant id -> name (module header, -DFLUID_SHAPE_<NAME>)\n");
+    for (size_t i = 0; i < COUNT(shapes); i++)
+        printf("    %d: \"%s\",\n", shapes[i].id, shapes[i].name);
+    printf("}\n\n");
     for (size_t i = 0; i < COUNT(layouts); i++) {
         const struct layout *l = &layouts[i];
         printf("%s = Struct(\"%s\", %zu, {\n", l->prefix, l->ctype, l->size);

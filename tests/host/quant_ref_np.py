@@ -21,8 +21,10 @@ BLOCK = {  # type -> (weights per block, numpy dtype of one block)
     "q6_K": (256, np.dtype([("ql", "u1", 128), ("qh", "u1", 64), ("scales", "i1", 16),
                             ("d", "<f2")])),
     "q8_K": (256, np.dtype([("d", "<f4"), ("qs", "i1", 256), ("bsums", "<i2", 16)])),
+    # Fluid's activation block for Q4_0/Q8_0 weights (modules/ops.h)
+    "q8_0s": (32, np.dtype([("d", "<f4"), ("sum", "<i4"), ("qs", "i1", 32)])),
 }
-ACT = {"f32": "f32", "f16": "f16", "q8_0": "q8_0", "q4_0": "q8_0",
+ACT = {"f32": "f32", "f16": "f16", "q8_0": "q8_0s", "q4_0": "q8_0s",
        "q4_K": "q8_K", "q5_K": "q8_K", "q6_K": "q8_K"}
 
 
@@ -89,7 +91,7 @@ def int_form(t, raw):
         v = b.astype(np.float64)
         return v, np.ones_like(v), np.zeros_like(v)
     d = b["d"].astype(np.float64)[:, None]
-    if t in ("q8_0", "q8_K"):
+    if t in ("q8_0", "q8_K", "q8_0s"):
         q = b["qs"].astype(np.float64)
         return q.ravel(), np.repeat(d, q.shape[1], 1).ravel(), np.zeros(q.size)
     if t == "q4_0":
@@ -139,6 +141,16 @@ def quantize_q8_0(x):
     return out.tobytes()
 
 
+def quantize_q8_0s(x):
+    """Q8_0 blocks with d widened to float32 and the sum of q."""
+    b = np.frombuffer(quantize_q8_0(x), BLOCK["q8_0"][1])
+    out = np.zeros(len(b), BLOCK["q8_0s"][1])
+    out["d"] = b["d"].astype(F32)
+    out["qs"] = b["qs"]
+    out["sum"] = b["qs"].astype(np.int32).sum(axis=1)
+    return out.tobytes()
+
+
 def quantize_q8_0_x86(x):
     """ggml's x86 SIMD quantize_row_q8_0: id = 127/amax, round half to even."""
     x = np.asarray(x, F32).reshape(-1, 32)
@@ -176,4 +188,4 @@ def quantize_act(t, x):
         return np.asarray(x, F32).tobytes()
     if a == "f16":
         return np.asarray(x, F32).astype(F16).tobytes()
-    return quantize_q8_0(x) if a == "q8_0" else quantize_q8_K(x)
+    return {"q8_0": quantize_q8_0, "q8_0s": quantize_q8_0s, "q8_K": quantize_q8_K}[a](x)

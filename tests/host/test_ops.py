@@ -153,11 +153,13 @@ def exact_data(rng, t, n_in, n_out, n_tok):
     aq, adt = qr.BLOCK[at]
     na = n_tok * n_in // aq
     a = np.zeros(na, adt)
-    lim = 127 if at == "q8_0" else 7
+    lim = 127 if at in ("q8_0", "q8_0s") else 7
     a["qs"] = rng.integers(-lim, lim + 1, (na, aq))
     a["d"] = 2.0 ** -5
     if at == "q8_K":
         a["bsums"] = a["qs"].astype(np.int64).reshape(na, 16, 16).sum(axis=2)
+    if at == "q8_0s":
+        a["sum"] = a["qs"].astype(np.int64).sum(axis=1)
     q, sc, off = qr.int_form(t, b.tobytes())
     bound = (np.abs(q * sc) + np.abs(off)).reshape(n_out, n_in) @ \
         np.full(n_in, float(lim)) * 2.0 ** -5
@@ -253,7 +255,7 @@ def test_copy_f32(h):
     assert h.quant("f32", x) == x.tobytes()
 
 
-@pytest.mark.parametrize("t", ["q8_0", "q8_0_x86", "q8_K"])
+@pytest.mark.parametrize("t", ["q8_0", "q8_0s", "q8_0_x86", "q8_K"])
 def test_quantize_act(h, t):
     rng = np.random.default_rng(3)
     n = 256 * 6
@@ -265,7 +267,10 @@ def test_quantize_act(h, t):
     x[1024:1280] = rng.integers(-3, 4, 256)  # ties in x * scale
     got = h.quant(t, x)
     want = {"q8_0": qr.quantize_q8_0, "q8_0_x86": qr.quantize_q8_0_x86,
-            "q8_K": qr.quantize_q8_K}[t](x)
+            "q8_K": qr.quantize_q8_K, "q8_0s": qr.quantize_q8_0s}[t](x)
+    if t == "q8_0s":   # every field, d as float32 bits
+        assert got == want
+        return
     bt = t[:4]
     gb, wb = qr.blocks(bt, got), qr.blocks(bt, want)
     assert np.array_equal(gb["qs"], wb["qs"])
@@ -460,16 +465,21 @@ def test_softmax(h):
 
 
 def test_attention(h):
+    """F16 q, K and V (the F16 KV cache), F16-rounded probabilities, F32
+    products and sums: against float64 products of the same halves."""
     rng = np.random.default_rng(13)
     n_pos, hd, stride = 37, 64, 256   # rows of a KV cache with 4 heads
-    q = rng.standard_normal(hd).astype(F32)
-    k = rng.standard_normal(n_pos * stride).astype(F32)
-    v = rng.standard_normal(n_pos * stride).astype(F32)
+    q = rng.standard_normal(hd).astype(np.float16)
+    k = rng.standard_normal(n_pos * stride).astype(np.float16)
+    v = rng.standard_normal(n_pos * stride).astype(np.float16)
     kk = k.reshape(n_pos, stride)[:, :hd].astype(np.float64)
     vv = v.reshape(n_pos, stride)[:, :hd].astype(np.float64)
+    q64 = q.astype(np.float64)
     got = h.run("scores", n_pos, hd, stride, 0.125, h.file(q), h.file(k))
-    want = 0.125 * (kk @ q)
-    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(kk @ np.abs(q)).max())
+    want = 0.125 * (kk @ q64)
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(kk @ np.abs(q64)).max())
     p = rng.random(n_pos).astype(F32)
     got = h.run("wsum", n_pos, hd, stride, h.file(p), h.file(v))
-    assert np.allclose(got, p @ vv, rtol=1e-5, atol=1e-6 * (p @ np.abs(vv)).max())
+    p16 = p.astype(np.float16).astype(np.float64)     # rounded as llama.cpp does
+    assert np.allclose(got, p16 @ vv, rtol=1e-5, atol=1e-6 * (p16 @ np.abs(vv)).max())
+    assert not np.allclose(got, p @ vv, rtol=1e-7, atol=0)   # the rounding is there

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "llm/llama_model.h"
+#include "ops.h"   /* ggml_half */
 
 #define ENGINE_BATCH 32   /* tokens per forward call, at most */
 
@@ -37,12 +38,15 @@ struct engine {
     float *rope_cs;       /* [ENGINE_BATCH][head_dim]: cos, sin pairs */
     uint8_t *act;         /* activation rows converted for the dot products */
     size_t act_row;       /* bytes of one converted row, at most */
-    float *kcache, *vcache; /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    int act_op;           /* format of what act holds (linear()'s reuse) */
+    uint64_t act_width;   /* and its row width */
+    ggml_half *qh;        /* [ENGINE_BATCH][n_embd]: q as F16 for attention */
+    ggml_half *kcache, *vcache; /* F16 [n_layer][n_head_kv][n_ctx][head_dim] */
     uint64_t mem_bytes;   /* memory this engine took */
 };
 
-/* Bytes of the KV cache for n_ctx positions (F32 keys and values: 2 x
- * n_layer x n_embd_kv x n_ctx floats), part of engine_mem_bytes(). */
+/* Bytes of the KV cache for n_ctx positions (F16 keys and values: 2 x
+ * n_layer x n_embd_kv x n_ctx halves), part of engine_mem_bytes(). */
 uint64_t engine_kv_bytes(const struct llama_hparams *hp, int n_ctx);
 
 /* Bytes engine_init() needs for this model and context length (with one

@@ -6,6 +6,7 @@
 #include "lib/crc32_fast.h"
 #include "lib/kprintf.h"
 #include "llm/model.h"
+#include "llm/repack.h"
 #include "plat/plat.h"
 
 #define MiB (1ull << 20)
@@ -125,8 +126,19 @@ static int parse(uint8_t *arena_mem)
     return 0;
 }
 
-/* The context: KV cache and activations for n_ctx positions (engine.h)
- * and the session's buffers.  0, or -1 with the reason in why. */
+/* The Q4_0 / Q8_0 matrices into the modules' x8 layout (llm/repack.h). */
+static int repack(void)
+{
+    char err[160];
+    uint64_t extra;
+    if (weights_repack(&model.m.w, &extra, err, sizeof err) != 0) {
+        fail("%s", err);
+        return -1;
+    }
+    model.mem_bytes += extra;
+    return 0;
+}
+
 /* 0, or -1 with why when n_ctx is outside 1..context_length. */
 static int check_ctx(int n_ctx, char *why, size_t cap)
 {
@@ -137,6 +149,8 @@ static int check_ctx(int n_ctx, char *why, size_t cap)
     return -1;
 }
 
+/* The context: KV cache and activations for n_ctx positions (engine.h)
+ * and the session's buffers.  0, or -1 with the reason in why. */
 static int setup_ctx(int n_ctx, char *why, size_t cap)
 {
     const struct llama_hparams *hp = &model.m.hp;
@@ -249,7 +263,7 @@ void model_boot_load(void)
         fail("%s", "model region checksum mismatch: the disk image is damaged");
         return;
     }
-    if (parse(arena_mem) != 0)
+    if (parse(arena_mem) != 0 || repack() != 0)
         return;
     char why[200];
     if (setup_ctx(boot_ctx(), why, sizeof why) != 0) {

@@ -24,6 +24,15 @@ int op_mm_for_type(int t)
     }
 }
 
+int op_repack_for_type(int t)
+{
+    switch (t) {
+    case GGML_TYPE_Q8_0: return OP_REPACK_Q8_0;
+    case GGML_TYPE_Q4_0: return OP_REPACK_Q4_0;
+    default: return -1;
+    }
+}
+
 int op_dequant_for_type(int t)
 {
     int mm = op_mm_for_type(t);
