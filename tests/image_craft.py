@@ -70,6 +70,10 @@ def _bytes_near_2_64(img, h):
     set_region(h, MODEL, "bytes", 2**64 - 1)
 
 
+def _lba_near_2_64(img, h):
+    set_region(h, CACHE, "lba", 2**64 - 8)   # lba + sectors would wrap (the cache region is never empty)
+
+
 def _name_unterminated(img, h):
     IH.put(h, "model_name", b"M" * IH.fields["model_name"][1])
 
@@ -90,6 +94,7 @@ CASES = {
     "out_of_order": (_order, "image header: the modules region overlaps the header or the region before it"),
     "past_the_image": (_past_image, "image header: the cache region ends past the end of the image"),
     "bytes_near_2_64": (_bytes_near_2_64, "image header: the model region holds more bytes than its sectors"),
+    "lba_near_2_64": (_lba_near_2_64, "image header: the cache region ends past the end of the image"),
     "name_unterminated": (_name_unterminated, "image header: the model name is not terminated inside its field"),
     "unknown_flags": (_flags, "image header: the model region has unknown flags"),
     "disk_short": (_disk_short, None),   # the reader's own words: see the tests
