@@ -26,6 +26,7 @@ DEFAULT_MODEL := models/tinyllama-shaped-Q4_0.gguf
 MODEL ?= $(DEFAULT_MODEL)
 MEM   ?= 3G
 SMP   ?=
+CTX   ?=
 
 WARN := -Wall -Wextra -Werror
 # The kernel is kernel/core (portable: the model, modules, shell) on one of
@@ -137,7 +138,7 @@ modflags:
 all: image
 
 help:
-	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n]   build and boot Fluid in QEMU"
+	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n] [CTX=n]  build and boot Fluid in QEMU (CTX: context size)"
 	@echo "make run HOSTED=1 [...]                        the same image as a Linux process (native speed)"
 	@echo "make hosted                                    build $(B)/fluid-hosted only"
 	@echo "make image [MODEL=...]                         build $(B)/fluid.img only"
@@ -182,13 +183,16 @@ $(B)/bootloader/stage1.bin: bootloader/stage1.S bootloader/stage1.ld $(GEN)/flui
 
 S2CFLAGS := --target=i386-elf -march=i686 -ffreestanding -fno-pic -mno-sse -mno-mmx \
   -O2 -std=c11 $(WARN) -Ikernel/include -I$(GEN)
-$(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloader/stage2.ld \
-    $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld kernel/include/fluid/image.h kernel/include/fluid/bootinfo.h \
-    kernel/include/fluid/crc32.h | deps
+# stage2_check.c runs in real mode, before the first BIOS read: -m16.
+S2_OBJ := $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_check.o $(B)/bootloader/stage2_c.o
+$(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloader/stage2_check.c \
+    bootloader/stage2.ld $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld kernel/include/fluid/image.h \
+    kernel/include/fluid/image_check.h kernel/include/fluid/bootinfo.h kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(S2CFLAGS) -c bootloader/stage2.S -o $(B)/bootloader/stage2_s.o
+	$(CC) $(S2CFLAGS) -m16 -c bootloader/stage2_check.c -o $(B)/bootloader/stage2_check.o
 	$(CC) $(S2CFLAGS) -c bootloader/stage2_main.c -o $(B)/bootloader/stage2_c.o
-	$(LD) -m elf_i386 -T bootloader/stage2.ld -L $(GEN) $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_c.o -o $(B)/bootloader/stage2.elf
+	$(LD) -m elf_i386 -T bootloader/stage2.ld -L $(GEN) $(S2_OBJ) -o $(B)/bootloader/stage2.elf
 	$(OBJCOPY) -O binary $(B)/bootloader/stage2.elf $@
 
 # ---- kernel: the core, and the pc platform (the unikernel) ----
@@ -221,7 +225,8 @@ $(B)/fluid-hosted: $(CORE_OBJ) $(HOSTED_OBJ)
 hosted: $(B)/fluid-hosted
 
 # ---- host tools ----
-$(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/fluid/crc32.h | deps
+$(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/fluid/image_check.h \
+    kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -o $@ $<
 
@@ -260,7 +265,8 @@ image: $(IMAGE) $(GEN)/fluid_layout.py
 # HOSTED=1: run the image as a Linux process (native speed) instead of in QEMU.
 HOSTED ?=
 run: image $(if $(HOSTED),$(B)/fluid-hosted)
-	@$(PYTHON) tools/fluidvm.py run $(IMAGE) $(if $(HOSTED),--hosted) --mem $(MEM) $(if $(SMP),--smp $(SMP))
+	@$(PYTHON) tools/fluidvm.py run $(IMAGE) $(if $(HOSTED),--hosted) --mem $(MEM) $(if $(SMP),--smp $(SMP)) \
+	  $(if $(CTX),--ctx-size $(CTX))
 
 # ---- bench: Fluid's `bench` next to llama.cpp (node-llama-cpp) on the same file ----
 BENCH_P ?= 128

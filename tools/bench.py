@@ -239,7 +239,7 @@ def rss_of(pid):
 def memory_round(a, session, threads):
     """Resident memory of both engines with the model loaded and a context
     of --memory-ctx tokens: Fluid's hosted process after the rounds (its
-    context is the model's, capped by FLUID_CTX_MAX), the peer after a
+    context is the model's, capped by FLUID_CTX_DEFAULT), the peer after a
     short run with that context.  One line of text, or None."""
     parts = []
     if session and hasattr(session.vm, "proc") and session.vm.name.startswith("fluid-hosted"):

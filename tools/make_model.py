@@ -31,6 +31,16 @@ random, as a real quantizer's are) so that the 1.1 B model is written in seconds
 small presets draw float weights and quantize them with tools/quants.py (llama.cpp's
 reference quantizers). --gen float / --gen direct force either way.
 
+Tokenizer and metadata options (for tests of what a GGUF file asks of Fluid):
+    --add-token TEXT   append TEXT to the vocabulary as a CONTROL token (repeatable; ids
+                       32000, 32001, ... as ChatML models add <|im_end|>, <|im_start|>)
+    --vocab-size N     pad the vocabulary to N tokens with NORMAL pieces "<extra_K>" that
+                       no merge can reach (score -1e9); token_embd and output grow with it
+    --set KEY=VALUE    add or replace a metadata key: true/false (bool), an integer (u32),
+                       a number with a dot (f32), @FILE (a string read from FILE, e.g. a
+                       tokenizer.chat_template), else a string (repeatable)
+    make_model.py --preset tiny --set tokenizer.ggml.add_bos_token=false -o /tmp/nobos.gguf
+
 Deterministic: the same arguments give the same bytes (every tensor has its own
 numpy PCG64 stream seeded by (seed, tensor index)). --no-output omits output.weight
 (the output projection then reuses token_embd, as in some real models).
@@ -78,7 +88,8 @@ def tensor_list(hp, ftype, with_output=True):
         _, bs, _ = GGML_TYPES[t]
         return t if ne[0] % bs == 0 else GGML_Q8_0
 
-    out = [("token_embd.weight", [E, N_VOCAB], pick(base, [E]), "emb")]
+    V = hp.get("n_vocab", N_VOCAB)
+    out = [("token_embd.weight", [E, V], pick(base, [E]), "emb")]
     for i in range(L):
         b = f"blk.{i}."
         more = ftype in ("Q4_K_M", "Q5_K_M") and use_more_bits(i, L)
@@ -98,7 +109,7 @@ def tensor_list(hp, ftype, with_output=True):
     out.append(("output_norm.weight", [E], GGML_F32, "norm"))
     if with_output:
         out_t = base if ftype in ("F32", "F16", "Q8_0") else GGML_Q6_K
-        out.append(("output.weight", [E, N_VOCAB], pick(out_t, [E]), "mat"))
+        out.append(("output.weight", [E, V], pick(out_t, [E]), "mat"))
     return out
 
 
@@ -248,12 +259,54 @@ class Progress:
             self.stream.flush()
 
 
-def build_writer(path, preset, ftype, with_output=True, vocab=None, progress=None):
+def extend_vocab(vocab, add_tokens=(), vocab_size=None):
+    """The vocabulary with CONTROL tokens appended, then padded with
+    unreachable NORMAL pieces up to vocab_size (a new dict)."""
+    from vocab import TOKEN_CONTROL, TOKEN_NORMAL
+    v = {k: list(vocab[k]) for k in ("tokens", "scores", "token_types")}
+    for t in add_tokens:
+        if t in v["tokens"]:
+            raise ValueError(f"--add-token {t!r}: already in the vocabulary")
+        v["tokens"].append(t); v["scores"].append(0.0); v["token_types"].append(TOKEN_CONTROL)
+    n = len(v["tokens"])
+    if vocab_size is not None and vocab_size < n:
+        raise ValueError(f"--vocab-size {vocab_size}: the vocabulary already has {n} tokens")
+    for k in range(n, vocab_size or n):
+        v["tokens"].append(f"<extra_{k}>"); v["scores"].append(-1e9); v["token_types"].append(TOKEN_NORMAL)
+    return v
+
+
+def parse_set(item):
+    """--set KEY=VALUE -> (key, value[, gguf type])."""
+    key, sep, val = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+    if val in ("true", "false"):
+        return (key, val == "true")
+    if val.startswith("@"):
+        return (key, Path(val[1:]).read_text(encoding="utf-8"))
+    try:
+        return (key, int(val), GGUF_U32)
+    except ValueError:
+        pass
+    if "." in val:
+        try:
+            return (key, float(val), GGUF_F32)
+        except ValueError:
+            pass
+    return (key, val)
+
+
+def build_writer(path, preset, ftype, with_output=True, vocab=None, progress=None, add_tokens=(),
+                 vocab_size=None, overrides=()):
     from vocab import load_vocab
-    hp = PRESETS[preset]
-    vocab = vocab or load_vocab()
+    vocab = extend_vocab(vocab or load_vocab(), add_tokens, vocab_size)
+    hp = dict(PRESETS[preset], n_vocab=len(vocab["tokens"]))
     w = GGUFWriter(path, progress=progress)
-    for item in metadata(hp, ftype, vocab):
+    items = {item[0]: item for item in metadata(hp, ftype, vocab)}
+    for o in overrides:
+        items[o[0]] = o
+    for item in items.values():
         w.add(*item)
     tensors = tensor_list(hp, ftype, with_output)
     for name, ne, t, _ in tensors:
@@ -262,10 +315,11 @@ def build_writer(path, preset, ftype, with_output=True, vocab=None, progress=Non
 
 
 def make_model(path, preset="tiny", ftype="Q8_0", seed=0, gen="auto", with_output=True,
-               progress=None):
+               progress=None, add_tokens=(), vocab_size=None, overrides=()):
     if gen == "auto":
         gen = "direct" if preset == "tinyllama" else "float"
-    w, tensors = build_writer(path, preset, ftype, with_output, progress=progress)
+    w, tensors = build_writer(path, preset, ftype, with_output, progress=progress, add_tokens=add_tokens,
+                              vocab_size=vocab_size, overrides=overrides)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     try:
         w.write_header()
@@ -305,7 +359,16 @@ def main(argv=None):
     ap.add_argument("-o", "--output", help="output .gguf path")
     ap.add_argument("--dry-run", action="store_true", help="print the header summary as JSON, write nothing")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    ap.add_argument("--add-token", action="append", default=[], metavar="TEXT",
+                    help="append a CONTROL token (repeatable)")
+    ap.add_argument("--vocab-size", type=int, metavar="N", help="pad the vocabulary to N tokens")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="add or replace a metadata key (repeatable)")
     a = ap.parse_args(argv)
+    try:
+        overrides = [parse_set(x) for x in a.set]
+    except (ValueError, OSError) as e:
+        ap.error(str(e))
     if a.dry_run:
         print(json.dumps(summary(a.preset, a.ftype, not a.no_output)))
         return 0
@@ -313,7 +376,8 @@ def main(argv=None):
         ap.error("-o/--output is required (or --dry-run)")
     prog = None if a.quiet else Progress()
     t0 = time.time()
-    make_model(a.output, a.preset, a.ftype, a.seed, a.gen, not a.no_output, prog)
+    make_model(a.output, a.preset, a.ftype, a.seed, a.gen, not a.no_output, prog, a.add_token, a.vocab_size,
+               overrides)
     if prog:
         prog.done()
         size = os.path.getsize(a.output)

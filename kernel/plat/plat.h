@@ -160,6 +160,14 @@ void plat_pmu_init(void);
 /* Current counts of this CPU's four events (0 for absent ones). */
 void plat_pmu_read(uint64_t v[4]);
 
+/* ---- boot options ---- */
+
+/* The context size (tokens) asked for at boot, as llama.cpp's -c/--ctx-size:
+ * hosted: -c N / --ctx-size N; pc: QEMU's -fw_cfg name=opt/fluid/ctx-size,
+ * string=N.  0 means the model's context_length; -1 that none was asked
+ * (the core's default, FLUID_CTX_DEFAULT, applies). */
+int plat_boot_ctx_size(void);
+
 /* ---- power and test mode ---- */
 
 /* Test mode (pc: QEMU fw_cfg opt/fluid/test=1; hosted: --test): poweroff

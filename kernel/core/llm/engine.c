@@ -28,6 +28,11 @@ size_t engine_act_row_bytes(int wtype, uint64_t n)
     }
 }
 
+uint64_t engine_kv_bytes(const struct llama_hparams *hp, int n_ctx)
+{
+    return 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * sizeof(ggml_half));
+}
+
 uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
 {
     uint64_t B = ENGINE_BATCH, big = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
@@ -40,7 +45,7 @@ uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
     f += up64(B * hp->head_dim * 4);                /* rope_cs */
     f += up64(B * big * 4);                         /* act (>= any format) */
     f += up64(B * hp->n_embd * 2);                  /* qh: q as F16 */
-    f += 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 2);   /* F16 KV cache */
+    f += engine_kv_bytes(hp, n_ctx);                /* F16 KV cache */
     return f;
 }
 

@@ -57,6 +57,10 @@ size_t engine_act_row_bytes(int wtype, uint64_t n);
  * forward pass splits them; profiled as op.  Returns when all are done. */
 void engine_matmul(int op, void (*mm)(const struct matmul_args *), const struct matmul_args *a);
 
+/* Bytes of the KV cache for n_ctx positions (F16 keys and values: 2 x
+ * n_layer x n_embd_kv x n_ctx halves), part of engine_mem_bytes(). */
+uint64_t engine_kv_bytes(const struct llama_hparams *hp, int n_ctx);
+
 /* Bytes engine_init() needs for this model and context length (with one
  * attention scratch row per online CPU: call after the platform started its workers). */
 uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx);

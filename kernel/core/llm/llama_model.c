@@ -212,6 +212,18 @@ static int check_byte_tokens(struct loader *L)
     return LLAMA_OK;
 }
 
+/* Optional bool key (llama.cpp reads these with get_key(..., false)):
+ * absent gives dflt; present must be a GGUF bool. */
+static int bool_key(struct loader *L, const char *key, bool dflt, bool *out)
+{
+    int rc = gguf_get_bool(L->f, key, out);
+    if (rc == GGUF_E_NOT_FOUND) {
+        *out = dflt;
+        return LLAMA_OK;
+    }
+    return rc ? key_fail(L, key, rc, "bool") : LLAMA_OK;
+}
+
 /* Optional special-token id key: absent gives dflt; present must be < n_vocab. */
 static int token_id_key(struct loader *L, const char *key, uint32_t dflt, uint32_t *out)
 {
@@ -255,8 +267,14 @@ static int read_vocab(struct loader *L)
         (rc = check_byte_tokens(L)) ||
         (rc = token_id_key(L, "tokenizer.ggml.bos_token_id", 1 % hp->n_vocab, &hp->bos_id)) ||
         (rc = token_id_key(L, "tokenizer.ggml.eos_token_id", 2 % hp->n_vocab, &hp->eos_id)) ||
-        (rc = token_id_key(L, "tokenizer.ggml.unknown_token_id", 0, &hp->unk_id)))
+        (rc = token_id_key(L, "tokenizer.ggml.unknown_token_id", 0, &hp->unk_id)) ||
+        (rc = bool_key(L, "tokenizer.ggml.add_bos_token", true, &hp->add_bos)) ||
+        (rc = bool_key(L, "tokenizer.ggml.add_space_prefix", true, &hp->add_space_prefix)))
         return rc;
+    /* The chat template is optional, and only ever recognised (llm/chat.h),
+     * never run: any string will do; another type is ignored as absent. */
+    if (gguf_get_str(L->f, "tokenizer.chat_template", &m->chat_template) != 0)
+        m->chat_template = (struct gguf_str){ 0, 0 };
     return LLAMA_OK;
 }
 

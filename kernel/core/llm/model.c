@@ -134,6 +134,7 @@ static int parse(uint8_t *arena_mem)
         .scores_f32 = m->scores->value,
         .types_i32 = m->token_type->value,
         .bos_id = (int32_t)m->hp.bos_id, .eos_id = (int32_t)m->hp.eos_id, .unk_id = (int32_t)m->hp.unk_id,
+        .add_bos = m->hp.add_bos, .add_space_prefix = m->hp.add_space_prefix,
     };
     struct tok_arena ta = { arena.base + arena.used, arena.size - arena.used, 0 };
     int st = tok_init(&model.tok, &src, &ta);
@@ -158,32 +159,84 @@ static int repack(void)
     return 0;
 }
 
-static int setup_engine(void)
+/* 0, or -1 with why when n_ctx is outside 1..context_length. */
+static int check_ctx(int n_ctx, char *why, size_t cap)
+{
+    if (n_ctx >= 1 && (uint32_t)n_ctx <= model.m.hp.n_ctx_train)
+        return 0;
+    snprintf(why, cap, "a context of %d tokens: this model's context_length is %u (0 picks it)", n_ctx,
+             model.m.hp.n_ctx_train);
+    return -1;
+}
+
+/* The context: KV cache and activations for n_ctx positions (engine.h)
+ * and the session's buffers.  0, or -1 with the reason in why. */
+static int setup_ctx(int n_ctx, char *why, size_t cap)
 {
     const struct llama_hparams *hp = &model.m.hp;
-    int n_ctx = hp->n_ctx_train < FLUID_CTX_MAX ? (int)hp->n_ctx_train : FLUID_CTX_MAX;
+    if (check_ctx(n_ctx, why, cap) != 0)
+        return -1;
     uint64_t need = engine_mem_bytes(hp, n_ctx);
     void *mem = plat_alloc(need, TWO_MiB);
     if (!mem) {
-        char why[160];
         struct plat_mem pm;
         plat_mem_stats(&pm);
-        snprintf(why, sizeof why, "the KV cache and activations need %llu MiB; only %llu MiB are free",
-                 (unsigned long long)(need / MiB), (unsigned long long)(pm.largest / MiB));
-        fail("%s", why);
+        uint64_t kv = engine_kv_bytes(hp, n_ctx);
+        snprintf(why, cap, "a context of %d tokens needs %llu MiB (KV cache %llu MiB, activations %llu MiB); "
+                 "only %llu MiB are free", n_ctx, (unsigned long long)((need + MiB - 1) / MiB),
+                 (unsigned long long)(kv / MiB), (unsigned long long)((need - kv) / MiB),
+                 (unsigned long long)(pm.largest / MiB));
         return -1;
     }
-    char err[128];
-    if (engine_init(&model.eng, &model.m, n_ctx, mem, need, err, sizeof err) != 0) {
-        fail("%s", err);
+    if (engine_init(&model.eng, &model.m, n_ctx, mem, need, why, cap) != 0) {
+        plat_free(mem, need);
         return -1;
     }
-    model.mem_bytes += need;
     if (session_init(&model.sess, &model.eng, &model.tok) != SESS_OK) {
-        fail("%s", "no memory for the sampler's candidates");
+        plat_free(mem, need);
+        snprintf(why, cap, "no memory for the session's buffers (%u sampler candidates, %d token ids)",
+                 hp->n_vocab, n_ctx);
         return -1;
     }
+    model.eng_mem = mem;
+    model.mem_bytes += need;
     return 0;
+}
+
+/* The context size at boot: the platform's option, else the default. */
+static int boot_ctx(void)
+{
+    const struct llama_hparams *hp = &model.m.hp;
+    int asked = plat_boot_ctx_size();
+    if (asked == 0)
+        return (int)hp->n_ctx_train;
+    if (asked > 0)
+        return asked;
+    return hp->n_ctx_train < FLUID_CTX_DEFAULT ? (int)hp->n_ctx_train : FLUID_CTX_DEFAULT;
+}
+
+int model_set_ctx(int n_ctx, char *why, size_t cap)
+{
+    if (!model.loaded) {
+        snprintf(why, cap, "no model is loaded");
+        return -1;
+    }
+    if (n_ctx == 0)
+        n_ctx = (int)model.m.hp.n_ctx_train;
+    int old = model.eng.n_ctx;
+    if (check_ctx(n_ctx, why, cap) != 0)
+        return -1;
+    session_free(&model.sess);
+    plat_free(model.eng_mem, model.eng.mem_bytes);
+    model.mem_bytes -= model.eng.mem_bytes;
+    if (setup_ctx(n_ctx, why, cap) == 0)
+        return 0;
+    char again[160];
+    if (setup_ctx(old, again, sizeof again) != 0) {   /* what was just freed: cannot fail */
+        snprintf(model.error, sizeof model.error, "the context could not be set up again: %s", again);
+        model.loaded = 0;
+    }
+    return -1;
 }
 
 void model_boot_load(void)
@@ -230,8 +283,13 @@ void model_boot_load(void)
         fail("%s", "model region checksum mismatch: the disk image is damaged");
         return;
     }
-    if (parse(arena_mem) != 0 || repack() != 0 || setup_engine() != 0)
+    if (parse(arena_mem) != 0 || repack() != 0)
         return;
+    char why[200];
+    if (setup_ctx(boot_ctx(), why, sizeof why) != 0) {
+        fail("%s", why);
+        return;
+    }
     model.check_us = tsc_to_us(rdtsc() - t0);
     set_name();
     const struct llama_hparams *hp = &model.m.hp;

@@ -1,7 +1,8 @@
 /*
  * image.c - the image file as the hosted platform boots it: the same
- * checks stage 2 makes (header magic, version, CRC; each region inside the
- * file; CRC-32 of the stage 2, kernel and module regions), then the
+ * checks stage 2 makes (fluid_image_check: header CRC, version, every
+ * region against the others and the file's size; CRC-32 of the stage 2,
+ * kernel and module regions), then the
  * MODULES region in memory and the file itself as the boot disk.  The
  * cache and model regions are read and checked by the portable core, as
  * on the unikernel.
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fluid/image.h"
+#include "fluid/image_check.h"
 #include "hosted.h"
 #include "lib/crc32_fast.h"
 #include "plat/plat.h"
@@ -26,8 +28,6 @@ static uint64_t modules_bytes;
 static int fd = -1;
 static struct blkdev disk;
 
-static const char *const region_names[FLUID_REGION_COUNT] = { "stage 2", "kernel", "modules", "cache",
-                                                              "model" };
 
 /* Read exactly n bytes at off; 0, or -1 with errno (EIO for a short read). */
 static int pread_all(void *buf, uint64_t n, uint64_t off)
@@ -126,6 +126,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
     return -1;
 }
 
+
 int hosted_image_open(const char *path)
 {
     image_path = path;
@@ -143,31 +144,31 @@ int hosted_image_open(const char *path)
                     (FLUID_HEADER_LBA + 1) * 512);
     if (pread_all(&header, sizeof header, FLUID_HEADER_LBA * 512ull) != 0)
         return fail("cannot read the image header: %s", strerror(errno));
-    if (memcmp(header.magic, FLUID_IMAGE_MAGIC, 8) != 0)
+    /* The one header check stage 2 makes (fluid/image_check.h), with the
+     * file as the disk: CRC first, then every region against the others;
+     * the boot regions against the file's size (the cache and model
+     * regions are the core's to check, with the unikernel's messages). */
+    int where;
+    enum fluid_image_fault f = fluid_image_check(&header, size / 512, &where);
+    if (f == FLUID_IMG_EDISK) {
+        const struct fluid_region *r = &header.region[where];
+        return fail("truncated: the %s region ends at byte %llu but the file has %llu bytes",
+                    fluid_region_name(where), (unsigned long long)(r->lba * 512 + r->bytes),
+                    (unsigned long long)size);
+    }
+    if (f == FLUID_IMG_EMAGIC)
         return fail("not a Fluid image (no %s magic at LBA %u)", FLUID_IMAGE_MAGIC, FLUID_HEADER_LBA);
-    if (header.version != FLUID_IMAGE_VERSION || header.header_bytes != sizeof header)
+    if (f == FLUID_IMG_EVERSION)
         return fail("image version %u (header of %u bytes); this Fluid reads version %u", header.version,
                     header.header_bytes, FLUID_IMAGE_VERSION);
-    if (crc32_fast(0, &header, offsetof(struct fluid_image_header, header_crc)) != header.header_crc)
-        return fail("image header checksum mismatch: the header is damaged");
-    if (!memchr(header.model_name, 0, sizeof header.model_name))
-        return fail("image header: the model name is not terminated");
-
-    /* The boot regions inside the file: no field may wrap or point past
-     * it.  The cache and model regions are the core's to check, with the
-     * same messages as on the unikernel. */
-    for (int i = FLUID_REGION_STAGE2; i <= FLUID_REGION_MODULES; i++) {
-        const struct fluid_region *r = &header.region[i];
-        if (r->bytes == 0)
-            continue;
-        if (r->bytes > (uint64_t)r->sectors * 512 || r->lba <= FLUID_HEADER_LBA || r->lba > size / 512)
-            return fail("image header: the %s region (LBA %llu, %llu bytes in %u sectors) is inconsistent",
-                        region_names[i], (unsigned long long)r->lba, (unsigned long long)r->bytes, r->sectors);
-        if (r->bytes > size - r->lba * 512)
-            return fail("truncated: the %s region ends at byte %llu but the file has %llu bytes",
-                        region_names[i], (unsigned long long)(r->lba * 512 + r->bytes),
-                        (unsigned long long)size);
+    if (f != FLUID_IMG_OK && where >= 0) {
+        const struct fluid_region *r = &header.region[where];
+        return fail("image header: the %s region %s (LBA %llu, %llu bytes in %u sectors, flags 0x%x)",
+                    fluid_region_name(where), fluid_image_fault_text(f), (unsigned long long)r->lba,
+                    (unsigned long long)r->bytes, r->sectors, r->flags);
     }
+    if (f != FLUID_IMG_OK)
+        return fail("%s", fluid_image_fault_text(f));
     disk = (struct blkdev){ .name = path, .sectors = size / 512, .read = disk_read, .write = disk_write };
 
     /* Stage 2 and kernel: checked as stage 2 checks them (this process
@@ -179,13 +180,13 @@ int hosted_image_open(const char *path)
             continue;
         void *buf = malloc(r->bytes);
         if (!buf)
-            return fail("out of memory reading the %s region (%llu bytes)", region_names[i],
+            return fail("out of memory reading the %s region (%llu bytes)", fluid_region_name(i),
                         (unsigned long long)r->bytes);
         if (pread_all(buf, r->bytes, r->lba * 512) != 0)
-            return fail("cannot read the %s region: %s", region_names[i], strerror(errno));
+            return fail("cannot read the %s region: %s", fluid_region_name(i), strerror(errno));
         if (crc32_fast(0, buf, r->bytes) != r->crc32) {
             free(buf);
-            return fail("%s region checksum mismatch: the image is damaged", region_names[i]);
+            return fail("%s region checksum mismatch: the image is damaged", fluid_region_name(i));
         }
         if (i == FLUID_REGION_MODULES) {
             modules = buf;
