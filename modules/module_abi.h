@@ -64,7 +64,12 @@
     X(QUANT_Q8_0, "quantize_q8_0") X(QUANT_Q8_K, "quantize_q8_K")         \
     X(CONVERT_F16, "convert_f16") X(COPY_F32, "copy_f32")                 \
     X(RMSNORM, "rmsnorm") X(ROPE, "rope") X(SWIGLU, "swiglu") X(ADD, "add") \
-    X(ATTN_SCORES, "attn_scores") X(SOFTMAX, "softmax") X(ATTN_WSUM, "attn_wsum")
+    X(ATTN_SCORES, "attn_scores") X(SOFTMAX, "softmax") X(ATTN_WSUM, "attn_wsum") \
+    X(MM_Q2_K, "mm_q2_K") X(MM_Q3_K, "mm_q3_K") X(MM_Q5_0, "mm_q5_0")    \
+    X(MM_Q4_1, "mm_q4_1") X(MM_Q5_1, "mm_q5_1")                          \
+    X(DQ_Q2_K, "dequant_q2_K") X(DQ_Q3_K, "dequant_q3_K")                 \
+    X(DQ_Q5_0, "dequant_q5_0") X(DQ_Q4_1, "dequant_q4_1")                 \
+    X(DQ_Q5_1, "dequant_q5_1") X(QUANT_Q8_1, "quantize_q8_1")
 
 enum fluid_op {
 #define FLUID_OP_ENUM(id, name) OP_##id,

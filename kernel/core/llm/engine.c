@@ -9,13 +9,15 @@
 static uint64_t up64(uint64_t v) { return (v + 63) & ~63ull; }
 
 /* The activation format each weight type's dot product wants (ggml's
- * vec_dot_type) and the op converting a float row into it. */
+ * vec_dot_type, ggml-cpu.c type_traits_cpu) and the op converting a float
+ * row into it; K-quants (the default) take Q8_K. */
 static int act_op(int wtype)
 {
     switch (wtype) {
     case GGML_TYPE_F32: return OP_COPY_F32;
     case GGML_TYPE_F16: return OP_CONVERT_F16;
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: return OP_QUANT_Q8_1;
     default: return OP_QUANT_Q8_K;
     }
 }
@@ -26,6 +28,7 @@ static size_t act_row_bytes(int wtype, uint64_t n)
     case OP_COPY_F32: return n * 4;
     case OP_CONVERT_F16: return n * 2;
     case OP_QUANT_Q8_0: return n / QK8_0 * sizeof(struct block_q8_0);
+    case OP_QUANT_Q8_1: return n / QK8_1 * sizeof(struct block_q8_1);
     default: return n / QK_K * sizeof(struct block_q8_K);
     }
 }
