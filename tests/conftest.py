@@ -109,11 +109,15 @@ def gen_model():
     out_dir = BUILD / "test-models"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def make(preset="mini", qtype="Q4_0", seed=1):
-        out = out_dir / f"{preset}-{qtype}-s{seed}.gguf"
+    def make(preset="mini", qtype="Q4_0", seed=1, quantizer="fluid"):
+        """quantizer "llamacpp": converted by llama.cpp itself (make_model.py
+        --quantizer llamacpp; needs node-llama-cpp's libraries)."""
+        tag = "" if quantizer == "fluid" else f"-{quantizer}"
+        out = out_dir / f"{preset}-{qtype}-s{seed}{tag}.gguf"
         if not out.exists():
             subprocess.run([sys.executable, str(ROOT / "tools" / "make_model.py"), "--preset", preset,
-                            "--type", qtype, "--seed", str(seed), "-q", "-o", str(out) + ".tmp"], check=True)
+                            "--type", qtype, "--seed", str(seed), "--quantizer", quantizer,
+                            "-q", "-o", str(out) + ".tmp"], check=True)
             os.replace(str(out) + ".tmp", out)
         return out
 
