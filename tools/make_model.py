@@ -19,7 +19,9 @@ norms are always F32):
                     K-quant mixes: the base type (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) with
                     attn_v, attn_output and ffn_down raised as llama.cpp's
                     llama_tensor_get_type raises them for a Llama model without an
-                    importance matrix (see tensor_type(); e.g. Q3_K_M: attn_v Q5_K in
+                    importance matrix (see tensor_type(); e.g. Q2_K: attn_v Q4_K (Q3_K
+                    when fewer than 4 query heads share a KV head), attn_output and
+                    ffn_down Q3_K, token_embd Q2_K; Q3_K_M: attn_v Q5_K in
                     blocks 0-1 and Q4_K after, attn_output Q4_K, ffn_down Q5_K in the
                     first n/16 blocks and Q4_K after; Q4_K_M: attn_v and ffn_down Q6_K
                     in the blocks use_more_bits(i, n) picks, i < n/8, i >= 7n/8,
