@@ -1,9 +1,10 @@
 """Independent numpy reference for ggml block formats (tests only).
 
-Written from the block layouts in shared/REFERENCE.md: numpy structured
-dtypes for the blocks, row dequantisers returning float64, and the
-activation quantisers (llama.cpp quantize_row_q8_0_ref / q8_K_ref rounding,
-in float32 arithmetic step by step).
+Written from the block layouts in shared/REFERENCE.md (and, for Q4_1, Q5_0,
+Q5_1, Q8_1, Q2_K and Q3_K, modules/ops.h's comments on ggml-common.h): numpy
+structured dtypes for the blocks, row dequantisers returning float64, and the
+activation quantisers (llama.cpp quantize_row_q8_0_ref / q8_K_ref rounding
+and the x86 SIMD q8_0 / q8_1 ones, in float32 arithmetic step by step).
 """
 import numpy as np
 
