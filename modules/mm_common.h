@@ -136,6 +136,18 @@ FLUID_INLINE __m256i bits32_to_bytes(const uint8_t *p)
     const __m256i others = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
     return _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1));
 }
+
+/* 16 int16 lanes {s[2v] x8, s[2v+1] x8} from the 16 bytes s (v < 8, a
+ * constant after unrolling): the scales of the two sub-blocks of 16 that
+ * 32 consecutive weights span (Q2_K, Q3_K), lined up with the lanes of
+ * _mm256_maddubs_epi16 over those weights.  s_signed: bytes are int8. */
+FLUID_INLINE __m256i scale_pair_i16(__m128i s, int v, int s_signed)
+{
+    const __m128i pick = _mm_set_epi64x((long long)(0x0101010101010101ull * (uint64_t)(2 * v + 1)),
+                                        (long long)(0x0101010101010101ull * (uint64_t)(2 * v)));
+    const __m128i b = _mm_shuffle_epi8(s, pick);
+    return s_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
+}
 #endif /* FLUID_AVX2 */
 
 /*

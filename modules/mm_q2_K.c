@@ -57,11 +57,10 @@ FLUID_INLINE void dot_q2_K(const void *wv, const uint8_t *x, size_t xs, int n,
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4),
                                                                 _mm256_castsi256_si128(m4)));
-        const uint8_t *sc = w[i].scales;
+        const __m128i sc4 = _mm_and_si128(sc8, _mm256_castsi256_si128(m4));
         __m256i scl[8];   /* {sc[2v] x8, sc[2v+1] x8} as int16, v = 4h + k */
         for (int v = 0; v < 8; v++)
-            scl[v] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * v + 1] & 0x0f),
-                                      _mm_set1_epi16(sc[2 * v] & 0x0f));
+            scl[v] = scale_pair_i16(sc4, v, 0);
         const float dw = fp16_to_fp32(w[i].d), dmw = fp16_to_fp32(w[i].dmin);
         __m256i isum[MM_NT];
         for (int t = 0; t < nt; t++)

@@ -30,6 +30,24 @@ static inline void unpack_scales_q3_K(const uint8_t *s, int8_t *sc)
     }
 }
 
+#if defined(FLUID_AVX2)
+/* unpack_scales_q3_K's 16 scales as int8 lanes, four bytes at a time (as
+ * ggml's kmask1/kmask2 code: the low nibbles of bytes 0-3 / 4-7, then their
+ * high nibbles, each with its 2 top bits from bytes 8-11). */
+FLUID_INLINE __m128i scales_q3_K_vec(const uint8_t *s)
+{
+    const uint32_t a0 = (uint32_t)s[0] | (uint32_t)s[1] << 8 | (uint32_t)s[2] << 16 | (uint32_t)s[3] << 24;
+    const uint32_t a1 = (uint32_t)s[4] | (uint32_t)s[5] << 8 | (uint32_t)s[6] << 16 | (uint32_t)s[7] << 24;
+    const uint32_t a2 = (uint32_t)s[8] | (uint32_t)s[9] << 8 | (uint32_t)s[10] << 16 | (uint32_t)s[11] << 24;
+    const uint32_t lo = 0x0f0f0f0fu, hi = 0x03030303u;
+    const __m128i u = _mm_setr_epi32((int)((a0 & lo) | ((a2 & hi) << 4)),
+                                     (int)((a1 & lo) | (((a2 >> 2) & hi) << 4)),
+                                     (int)(((a0 >> 4) & lo) | (((a2 >> 4) & hi) << 4)),
+                                     (int)(((a1 >> 4) & lo) | (((a2 >> 6) & hi) << 4)));
+    return _mm_sub_epi8(u, _mm_set1_epi8(32));
+}
+#endif
+
 /* The 256 values q3 in [-4, 3] of one block in weight order. */
 static inline void q3_values(const struct block_q3_K *b, int8_t *v)
 {
@@ -71,12 +89,11 @@ FLUID_INLINE void dot_q3_K(const void *wv, const uint8_t *x, size_t xs, int n,
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
-        int8_t sc[16];
-        unpack_scales_q3_K(w[i].scales, sc);
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        const __m128i sc8 = scales_q3_K_vec(w[i].scales);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
         __m256i scl[8];   /* {sc[2v] x8, sc[2v+1] x8} as int16, v = 4h + k */
         for (int v = 0; v < 8; v++)
-            scl[v] = _mm256_set_m128i(_mm_set1_epi16(sc[2 * v + 1]), _mm_set1_epi16(sc[2 * v]));
+            scl[v] = scale_pair_i16(sc8, v, 1);
         const float dw = fp16_to_fp32(w[i].d);
         const __m256i hbits = _mm256_loadu_si256((const __m256i *)w[i].hmask);
         __m256i isum[MM_NT];
