@@ -69,16 +69,19 @@ CASES = ([("mini", t, PROMPTS, 16, "fluid") for t in TYPES] + [("tiny", t, PROMP
 # differ by up to 0.090 (rms 0.033) on this test's 8 steps, and so does the
 # numpy reference tools/llama_ref.py (0.064, rms 0.030); Fluid measured 0.086
 # (rms 0.034).  A real bug (RoPE, GQA, a scale) moves logits by ~1.
-# The 2- and 3-bit K-quant mixes at TinyLlama's shapes spread further still:
-# llama.cpp's own flash attention on vs off differ by 0.130 (rms 0.048) on
-# Q3_K_M, tools/llama_ref.py vs llama.cpp by 0.128 (rms 0.042); Fluid measured
-# 0.161 (rms 0.055) on Q3_K_M and 0.132 (rms 0.057) on Q2_K, of which Fluid's
-# F32 KV cache (llama.cpp's is F16, ROADMAP) is a part: against llama_ref with
-# an F32 KV cache Fluid is within 0.091 (rms 0.040) on both.  The kernels
+# The files of the newer types at TinyLlama's shapes come as close to that
+# bound in llama.cpp itself: flash attention on vs off differ by 0.149 (rms
+# 0.043, and one top-1 near-tie flips) on Q5_0, 0.130 (0.048) on Q3_K_M, 0.110
+# on Q4_1, 0.085 on Q5_1 (the 0.090 above: Q4_0); tools/llama_ref.py vs
+# llama.cpp by 0.128 (0.042) on Q3_K_M.  Fluid measured 0.161 (rms 0.055) on
+# Q3_K_M, 0.138 on Q5_0, 0.132 (rms 0.057) on Q2_K, of which Fluid's F32 KV
+# cache (llama.cpp's is F16, ROADMAP) is a part: against llama_ref with an F32
+# KV cache Fluid is within 0.091 (rms 0.040) on Q2_K and Q3_K_M.  So these
+# cases allow 0.25 (rms 0.08), still far below a real bug's ~1; the kernels
 # themselves are checked bit for bit against llama.cpp's in
-# tests/host/test_llamacpp_kernels.py, and to 0.005 on the mini models here.
+# tests/host/test_llamacpp_kernels.py, and to 0.006 on the mini models here.
 TOL = {"mini": (0.05, 0.05), "tiny": (0.05, 0.05), "tinyllama": (0.15, 0.05)}
-TOL_LOW_BITS = {("tinyllama", "Q2_K"): (0.25, 0.08), ("tinyllama", "Q3_K_M"): (0.25, 0.08)}
+TOL_NEW_FULL = {("tinyllama", t): (0.25, 0.08) for t in NEW_BASE}
 
 
 def in_ci():
@@ -184,7 +187,7 @@ def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, quantizer, tmp_p
     cases = oracle(model, prompts, steps)
     big = preset == "tinyllama"
     vm = vm_factory(build_image(tmp_path / "o.img", model), **({"boot_timeout": 600} if big else {}))
-    tol_max, tol_rms = TOL_LOW_BITS.get((preset, qtype), TOL[preset])
+    tol_max, tol_rms = TOL_NEW_FULL.get((preset, qtype), TOL[preset])
     agree = total = 0
     worst = sq = 0.0
     for case in cases:
