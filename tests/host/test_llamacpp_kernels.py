@@ -37,7 +37,7 @@ import llamacpp_lib  # noqa: E402
 import make_model  # noqa: E402
 import quant_ref_np as qr  # noqa: E402
 import quants  # noqa: E402
-from test_ops import FLAGS, H, acts, random_weights  # noqa: E402
+from test_ops import H, acts, mm_reference, random_weights  # noqa: E402
 
 NEW = ["q4_1", "q5_0", "q5_1", "q2_K", "q3_K"]
 QTYPES = ["q4_0", "q8_0", "q4_K", "q5_K", "q6_K"] + NEW
@@ -140,7 +140,6 @@ def test_vec_dot_matches_llamacpp(lib, build, t):
     simd = cpu(lib, "haswell")
     ref2 = np.array([[simd.vec_dot(GG[t], w[r * wr:(r + 1) * wr], xq[k * xr:(k + 1) * xr], n_in)
                       for r in range(n_out)] for k in range(n_tok)], F32)
-    from test_ops import mm_reference
     _, mag = mm_reference(t, w, xq, n_out, n_in, n_tok)
     assert np.all(np.abs(y - ref2) <= 2e-6 * mag), np.abs(y - ref2).max()
     assert np.all(np.abs(y - ref) <= 2e-6 * mag)
