@@ -170,7 +170,9 @@ class Lib:
         number, e.g. 12 = Q3_K_M), default parameters otherwise (no imatrix).
         RuntimeError if llama.cpp refuses."""
         if self._llama is None:
-            self._llama = ctypes.CDLL(str(BINS / "libllama.v0.5.0.so"), mode=os.RTLD_GLOBAL)
+            # libllama.v<release>.so (node-llama-cpp names it by its llama.cpp release)
+            name = min(p.name for p in BINS.glob("libllama*.so") if p.name != "libllama-common.so")
+            self._llama = ctypes.CDLL(str(BINS / name), mode=os.RTLD_GLOBAL)
             self._llama.llama_model_quantize_default_params.restype = _Params
             self._llama.llama_model_quantize.argtypes = [ctypes.c_char_p, ctypes.c_char_p,
                                                          ctypes.POINTER(_Params)]
