@@ -8,9 +8,10 @@
  *   FLUID_VNNI    AVX-512 VNNI (+VL) or AVX-VNNI: vpdpbusd / vpdpwssd
  * Integer results of every path are identical (no saturation can occur
  * for the operand ranges used, see each helper).  Float summation:
- *   Q4_0, Q8_0: SIMD computes 8 rows at once (one per lane) with the scalar
- *     path's float operations in the same order: bit-identical results.
- *   K-quants, F16, F32: SIMD keeps per-lane accumulators and sums them
+ *   Q4_0, Q8_0, Q4_1, Q5_0, Q5_1: SIMD computes 8 rows at once (one per
+ *     lane) with the scalar path's float operations in the same order:
+ *     bit-identical results.
+ *   K-quants (Q2_K..Q6_K), F16, F32: SIMD keeps per-lane accumulators and sums them
  *     horizontally at the end (as ggml's AVX2 code), so results differ
  *     from the scalar path in the last bits.
  * For every path, a token's result does not depend on n_tok or on how
@@ -167,6 +168,33 @@ FLUID_INLINE __m256i madd_acc_i16(__m256i acc, __m256i a, __m256i b)
     return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
 #endif
 }
+
+/* Byte j (j < 32) = 0xff if bit j of the little-endian u32 at p is set,
+ * else 0 (the fifth bits of Q5_0 / Q5_1, ggml bytes_from_bits_32). */
+FLUID_INLINE __m256i bits32_to_bytes(const uint8_t *p)
+{
+    const uint32_t b = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                       (uint32_t)p[3] << 24;
+    /* byte j holds bits byte j/8; OR-ing all bits but j % 8 leaves 0xff
+     * exactly when bit j % 8 is set */
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)b),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    const __m256i others = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    return _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1));
+}
+
+/* 16 int16 lanes {s[2v] x8, s[2v+1] x8} from the 16 bytes s (v < 8, a
+ * constant after unrolling): the scales of the two sub-blocks of 16 that
+ * 32 consecutive weights span (Q2_K, Q3_K), lined up with the lanes of
+ * _mm256_maddubs_epi16 over those weights.  s_signed: bytes are int8. */
+FLUID_INLINE __m256i scale_pair_i16(__m128i s, int v, int s_signed)
+{
+    const __m128i pick = _mm_set_epi64x((long long)(0x0101010101010101ull * (uint64_t)(2 * v + 1)),
+                                        (long long)(0x0101010101010101ull * (uint64_t)(2 * v)));
+    const __m128i b = _mm_shuffle_epi8(s, pick);
+    return s_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
+}
 #endif /* FLUID_AVX2 */
 
 /*
@@ -205,7 +233,7 @@ FLUID_INLINE __m256i madd_acc_i16(__m256i acc, __m256i a, __m256i b)
     } while (0)
 
 /*
- * Row-tiled variant (Q4_0, Q8_0 on AVX2): TILE(a, r, t0, nt) computes rows
+ * Row-tiled variant (the 32-weight types on AVX2): TILE(a, r, t0, nt) computes rows
  * r..r+7 for tokens t0..t0+nt-1 with one row per vector lane; rows left
  * over at the end go through MM_LOOP with DOT.  Both must give identical
  * results for a row (same float operations in the same order).

@@ -67,7 +67,12 @@
     X(RMSNORM, "rmsnorm") X(ROPE, "rope") X(SWIGLU, "swiglu") X(ADD, "add") \
     X(ATTN_SCORES, "attn_scores") X(SOFTMAX, "softmax") X(ATTN_WSUM, "attn_wsum") \
     X(REPACK_Q4_0, "repack_q4_0") X(REPACK_Q8_0, "repack_q8_0") \
-    X(QUANT_Q8_0S, "quantize_q8_0s")
+    X(QUANT_Q8_0S, "quantize_q8_0s") \
+    X(MM_Q2_K, "mm_q2_K") X(MM_Q3_K, "mm_q3_K") X(MM_Q5_0, "mm_q5_0")    \
+    X(MM_Q4_1, "mm_q4_1") X(MM_Q5_1, "mm_q5_1")                          \
+    X(DQ_Q2_K, "dequant_q2_K") X(DQ_Q3_K, "dequant_q3_K")                 \
+    X(DQ_Q5_0, "dequant_q5_0") X(DQ_Q4_1, "dequant_q4_1")                 \
+    X(DQ_Q5_1, "dequant_q5_1") X(QUANT_Q8_1, "quantize_q8_1")
 
 enum fluid_op {
 #define FLUID_OP_ENUM(id, name) OP_##id,

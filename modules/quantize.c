@@ -1,6 +1,6 @@
 /*
  * quantize.c - activation conversion to the vec_dot types (module
- * "quantize"): float rows -> Q8_0, Q8_K, F16 or F32 rows.
+ * "quantize"): float rows -> Q8_0, Q8_1, Q8_K, F16 or F32 rows.
  * Rounding follows llama.cpp's reference quantizers exactly (see each).
  */
 #include "half.h"
@@ -121,6 +121,30 @@ void quantize_q8_K(const float *x, void *y, int n)
             b[i].bsums[j] = (int16_t)sum;
         }
         b[i].d = 1.0f / iscale;
+    }
+}
+
+/* Q8_1 as ggml's x86 SIMD quantize_row_q8_1 (AVX/AVX2 builds of llama.cpp,
+ * the activations of its Q4_1 / Q5_1 kernels): per 32, d = amax/127,
+ * id = 127/amax, q = x * id rounded half to even (|q| <= 127), s = d *
+ * sum(q) in float; d and s stored as f16.  (quantize_row_q8_1_ref uses
+ * id = 1/d and roundf instead, as quantize_q8_0 does.)  An all-zero block
+ * gives d = s = 0, q = 0. */
+void quantize_q8_1(const float *x, void *y, int n)
+{
+    struct block_q8_1 *b = y;
+    for (int i = 0; i < n / QK8_1; i++, x += QK8_1) {
+        const float amax = block_amax(x);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < QK8_1; j++) {
+            const int q = nearest_int(x[j] * id);
+            b[i].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        b[i].d = fp32_to_fp16(d);
+        b[i].s = fp32_to_fp16(d * (float)sum);
     }
 }
 

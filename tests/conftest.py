@@ -110,20 +110,23 @@ def gen_model():
     out_dir = BUILD / "test-models"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def make(preset="mini", qtype="Q4_0", seed=1, extra=()):
-        tag = ""
+    def make(preset="mini", qtype="Q4_0", seed=1, extra=(), quantizer="fluid"):
+        """extra: more make_model.py options; quantizer "llamacpp": converted by
+        llama.cpp itself (make_model.py --quantizer llamacpp; needs
+        node-llama-cpp's libraries)."""
+        tag = "" if quantizer == "fluid" else f"-{quantizer}"
         if extra:   # the options, and any file they name (@FILE), make the name
             import hashlib
             h = hashlib.sha256("\0".join(extra).encode())
             for a in extra:
                 if "=@" in a:
                     h.update(Path(a.split("=@", 1)[1]).read_bytes())
-            tag = "-x" + h.hexdigest()[:12]
+            tag += "-x" + h.hexdigest()[:12]
         out = out_dir / f"{preset}-{qtype}-s{seed}{tag}.gguf"
         if not out.exists():
             subprocess.run([sys.executable, str(ROOT / "tools" / "make_model.py"), "--preset", preset,
-                            "--type", qtype, "--seed", str(seed), "-q", *extra, "-o", str(out) + ".tmp"],
-                           check=True)
+                            "--type", qtype, "--seed", str(seed), "--quantizer", quantizer, "-q", *extra,
+                            "-o", str(out) + ".tmp"], check=True)
             os.replace(str(out) + ".tmp", out)
         return out
 

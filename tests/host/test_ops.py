@@ -21,10 +21,13 @@ sys.path.insert(0, str(HERE.parent))
 import quant_ref_np as qr  # noqa: E402
 from hostbuild import build  # noqa: E402
 
-MODULES = ["mm_f32", "mm_f16", "mm_q8_0", "mm_q4_0", "mm_q4_K", "mm_q5_K", "mm_q6_K",
+MODULES = ["mm_f32", "mm_f16", "mm_q8_0", "mm_q4_0", "mm_q4_1", "mm_q5_0", "mm_q5_1",
+           "mm_q2_K", "mm_q3_K", "mm_q4_K", "mm_q5_K", "mm_q6_K",
            "quantize", "rmsnorm", "rope", "swiglu", "add", "attention", "modrt"]
 SOURCES = [f"modules/{m}.c" for m in MODULES] + ["tests/host/ops_harness.c"]
-WTYPES = ["f32", "f16", "q8_0", "q4_0", "q4_K", "q5_K", "q6_K"]
+WTYPES = ["f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K",
+          "q6_K"]
+TILED = ("q4_0", "q8_0", "q4_1", "q5_0", "q5_1")   # row-tiled SIMD: the scalar float order
 F32 = np.float32
 
 
@@ -120,6 +123,8 @@ def random_weights(rng, t, n_out, n_in):
     b["d"] = rand_f16(rng, nb, 0.001, 0.05) * rng.choice([-1, 1], nb)
     if "dmin" in dt.names:
         b["dmin"] = rand_f16(rng, nb, 0.0, 0.02)
+    if "m" in dt.names:
+        b["m"] = rand_f16(rng, nb, -0.4, 0.4)
     return b.tobytes()
 
 
@@ -147,6 +152,8 @@ def exact_data(rng, t, n_in, n_out, n_tok):
     b["d"] = 2.0 ** -6
     if "dmin" in dt.names:
         b["dmin"] = 2.0 ** -6
+    if "m" in dt.names:
+        b["m"] = -8 * 2.0 ** -6
     if t == "q8_0":
         b["qs"][:, 0] = -128  # the SIMD sign trick must handle it
     at = qr.ACT[t]
@@ -160,6 +167,8 @@ def exact_data(rng, t, n_in, n_out, n_tok):
         a["bsums"] = a["qs"].astype(np.int64).reshape(na, 16, 16).sum(axis=2)
     if at == "q8_0s":
         a["sum"] = a["qs"].astype(np.int64).sum(axis=1)
+    if at == "q8_1":   # |sum| <= 224: s = d * sum is exact in f16
+        a["s"] = 2.0 ** -5 * a["qs"].astype(np.int64).sum(axis=1)
     q, sc, off = qr.int_form(t, b.tobytes())
     bound = (np.abs(q * sc) + np.abs(off)).reshape(n_out, n_in) @ \
         np.full(n_in, float(lim)) * 2.0 ** -5
@@ -255,7 +264,7 @@ def test_copy_f32(h):
     assert h.quant("f32", x) == x.tobytes()
 
 
-@pytest.mark.parametrize("t", ["q8_0", "q8_0s", "q8_0_x86", "q8_K"])
+@pytest.mark.parametrize("t", ["q8_0", "q8_0s", "q8_0_x86", "q8_1", "q8_K"])
 def test_quantize_act(h, t):
     rng = np.random.default_rng(3)
     n = 256 * 6
@@ -266,7 +275,7 @@ def test_quantize_act(h, t):
     x[800] = 1e4                             # outlier
     x[1024:1280] = rng.integers(-3, 4, 256)  # ties in x * scale
     got = h.quant(t, x)
-    want = {"q8_0": qr.quantize_q8_0, "q8_0_x86": qr.quantize_q8_0_x86,
+    want = {"q8_0": qr.quantize_q8_0, "q8_0_x86": qr.quantize_q8_0_x86, "q8_1": qr.quantize_q8_1,
             "q8_K": qr.quantize_q8_K, "q8_0s": qr.quantize_q8_0s}[t](x)
     if t == "q8_0s":   # every field, d as float32 bits
         assert got == want
@@ -274,8 +283,10 @@ def test_quantize_act(h, t):
     bt = t[:4]
     gb, wb = qr.blocks(bt, got), qr.blocks(bt, want)
     assert np.array_equal(gb["qs"], wb["qs"])
-    assert np.array_equal(gb["d"].view(np.uint16 if bt == "q8_0" else np.uint32),
-                          wb["d"].view(np.uint16 if bt == "q8_0" else np.uint32))
+    assert np.array_equal(gb["d"].view(np.uint32 if bt == "q8_K" else np.uint16),
+                          wb["d"].view(np.uint32 if bt == "q8_K" else np.uint16))
+    if t == "q8_1":
+        assert np.array_equal(gb["s"].view(np.uint16), wb["s"].view(np.uint16))
     if t == "q8_K":
         assert np.array_equal(gb["bsums"], wb["bsums"])
         assert np.abs(gb["qs"]).max() <= 127
@@ -329,8 +340,16 @@ def test_np_quantizers_vs_tools_quants():
 # ---------------------------------------------------------------- matmul
 
 def mm_reference(t, w, xq, n_out, n_in, n_tok):
-    wd = qr.dequant(t, w).reshape(n_out, n_in)
     xd = qr.dequant(qr.ACT[t], xq).reshape(n_tok, n_in)
+    if qr.ACT[t] == "q8_1":
+        # w = d*q + m per block of 32: the m term meets the activation block's
+        # stored f16 sum s (llama.cpp's ggml_vec_dot_q4_1_q8_1), not sum(d*q)
+        q, sc, off = qr.int_form(t, w)
+        wq = (sc * q).reshape(n_out, n_in)
+        m = -off.reshape(n_out, n_in // 32, 32)[:, :, 0]
+        s = qr.blocks("q8_1", xq)["s"].astype(np.float64).reshape(n_tok, n_in // 32)
+        return xd @ wq.T + s @ m.T, np.abs(xd) @ np.abs(wq).T + np.abs(s) @ np.abs(m).T
+    wd = qr.dequant(t, w).reshape(n_out, n_in)
     ref = xd @ wd.T
     mag = np.abs(xd) @ np.abs(wd).T
     return ref, mag
@@ -410,7 +429,7 @@ def test_mm_scalar_simd_agree(tmp_path, t):
     yv = v.mm(t, w, xq, n_in, n_out, n_tok, 0, n_out)
     _, mag = mm_reference(t, w, xq, n_out, n_in, n_tok)
     assert np.all(np.abs(ys - yv) <= 2e-6 * mag)
-    if t in ("q4_0", "q8_0"):   # row-tiled SIMD keeps the scalar float order
+    if t in TILED:   # row-tiled SIMD keeps the scalar float order
         assert np.array_equal(ys, yv)
 
 

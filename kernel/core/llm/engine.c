@@ -14,6 +14,8 @@ int engine_act_op(int wtype)
     case GGML_TYPE_F32: return OP_COPY_F32;
     case GGML_TYPE_F16: return OP_CONVERT_F16;
     case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0S;
+    case GGML_TYPE_Q5_0: return OP_QUANT_Q8_0;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: return OP_QUANT_Q8_1;
     default: return OP_QUANT_Q8_K;
     }
 }
@@ -24,6 +26,8 @@ size_t engine_act_row_bytes(int wtype, uint64_t n)
     case OP_COPY_F32: return n * 4;
     case OP_CONVERT_F16: return n * 2;
     case OP_QUANT_Q8_0S: return n / QK8_0 * sizeof(struct block_q8_0s);
+    case OP_QUANT_Q8_0: return n / QK8_0 * sizeof(struct block_q8_0);
+    case OP_QUANT_Q8_1: return n / QK8_1 * sizeof(struct block_q8_1);
     default: return n / QK_K * sizeof(struct block_q8_K);
     }
 }

@@ -280,15 +280,32 @@ static int read_vocab(struct loader *L)
 
 /* ---- tensors --------------------------------------------------------------- */
 
+/* The matrix types Fluid has kernels for (modules/mm_<type>.c; the
+ * module table maps them in kernel/core/mod/optab.c). */
+static const uint32_t k_matrix_types[] = {
+    GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
+    GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K,
+    GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+};
+#define N_MATRIX_TYPES (sizeof k_matrix_types / sizeof k_matrix_types[0])
+
 bool llama_matrix_type_supported(uint32_t type)
 {
-    switch (type) {
-    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0:
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
-        return true;
-    default:
-        return false;
-    }
+    for (size_t i = 0; i < N_MATRIX_TYPES; i++)
+        if (k_matrix_types[i] == type)
+            return true;
+    return false;
+}
+
+/* "F32, F16, ..." (the k_matrix_types names) into buf. */
+static const char *matrix_type_list(char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < N_MATRIX_TYPES && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
+                                 ggml_type_name(k_matrix_types[i]));
+    return buf;
 }
 
 /* "[256, 32000]" for a tensor's n_dims dimensions. */
@@ -323,10 +340,11 @@ static int check_type(struct loader *L, const char *name, const struct gguf_tens
     if (norm && t->type != GGML_TYPE_F32)
         return lfail(L, LLAMA_E_TENSOR_TYPE, "tensor '%s': type %s is not supported for a norm (must be F32)",
                      name, ggml_type_name(t->type));
-    if (!llama_matrix_type_supported(t->type))
-        return lfail(L, LLAMA_E_TENSOR_TYPE,
-                     "tensor '%s': type %s is not supported (supported: F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)",
-                     name, ggml_type_name(t->type));
+    if (!llama_matrix_type_supported(t->type)) {
+        char list[128];
+        return lfail(L, LLAMA_E_TENSOR_TYPE, "tensor '%s': type %s is not supported (supported: %s)",
+                     name, ggml_type_name(t->type), matrix_type_list(list, sizeof list));
+    }
     uint32_t blck;
     ggml_type_info(t->type, &blck, NULL);
     if (t->ne[0] % blck != 0)   /* gguf_parse already ensures this */

@@ -122,7 +122,7 @@ struct llama_model {
  *     attn_k and attn_v [n_embd, n_embd_kv], ffn_gate and ffn_up
  *     [n_embd, n_ff], ffn_down [n_ff, n_embd]: present, exactly that shape
  *     (n_dims included), norms F32, matrices one of F32, F16, Q8_0, Q4_0,
- *     Q4_K, Q5_K, Q6_K, rows whole blocks.
+ *     Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, rows whole blocks.
  */
 int llama_model_load(const struct gguf_file *f, struct gguf_arena *arena,
                      struct llama_model *m, char *err, size_t err_size);
