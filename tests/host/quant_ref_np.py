@@ -221,6 +221,16 @@ def quantize_q8_0s(x):
     return out.tobytes()
 
 
+def q8_0s_to_q8_0(raw):
+    """Q8_0S blocks -> the ggml block_q8_0 bytes they widen (d back to f16:
+    exact, it was f16-rounded), for llama.cpp's own Q8_0 functions."""
+    b = blocks("q8_0s", raw)
+    out = np.zeros(len(b), BLOCK["q8_0"][1])
+    out["d"] = b["d"].astype(F16)
+    out["qs"] = b["qs"]
+    return out.tobytes()
+
+
 def quantize_q8_0_x86(x):
     """ggml's x86 SIMD quantize_row_q8_0: id = 127/amax, round half to even."""
     x = np.asarray(x, F32).reshape(-1, 32)
