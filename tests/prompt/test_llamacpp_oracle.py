@@ -15,7 +15,9 @@ llama.cpp's tokenization must equal the kernel's `tokenize`; then llama.cpp's
 greedy tokens are teacher-forced through `eval --top 40`, and at every step
 llama.cpp's top-8 logits must be within 0.05 of ours (0.15, rms 0.05 at
 TinyLlama's shapes: see TOL) and top-1 must agree at all but one step per
-model, as in the agreement test.
+model (two at TinyLlama's shapes, whose random weights make near-ties), as
+in the agreement test; a step whose top-1 differs must be a near-tie:
+llama.cpp ranks our pick within the logit tolerance of its own best.
 
 llama.cpp's outputs are cached in build/oracle/, keyed by the model's sha256
 and the request (prompts, steps, top, logits.mjs, peer version), so reruns
@@ -72,16 +74,15 @@ CASES = ([("mini", t, PROMPTS, 16, "fluid") for t in TYPES] + [("tiny", t, PROMP
 # The files of the newer types at TinyLlama's shapes come as close to that
 # bound in llama.cpp itself: flash attention on vs off differ by 0.149 (rms
 # 0.043, and one top-1 near-tie flips) on Q5_0, 0.130 (0.048) on Q3_K_M, 0.110
-# on Q4_1, 0.085 on Q5_1 (the 0.090 above: Q4_0); tools/llama_ref.py vs
-# llama.cpp by 0.128 (0.042) on Q3_K_M.  Fluid measured 0.161 (rms 0.055) on
-# Q3_K_M, 0.138 on Q5_0, 0.132 (rms 0.057) on Q2_K, of which Fluid's F32 KV
-# cache (llama.cpp's is F16, ROADMAP) is a part: against llama_ref with an F32
-# KV cache Fluid is within 0.091 (rms 0.040) on Q2_K and Q3_K_M.  So these
-# cases allow 0.25 (rms 0.08), still far below a real bug's ~1; the kernels
-# themselves are checked bit for bit against llama.cpp's in
-# tests/host/test_llamacpp_kernels.py, and to 0.006 on the mini models here.
+# on Q4_1, 0.085 on Q5_1.  With its F32 KV cache Fluid measured up to 0.161
+# (Q3_K_M); with the F16 KV cache llama.cpp also uses, 0.096 (rms 0.047,
+# Q3_K_M), 0.095 (Q2_K, two top-1 near-ties), 0.083 (Q4_1), 0.078 (Q5_1),
+# 0.067 (Q5_0), so they share the 0.15 / 0.05 bound; a real bug moves
+# logits by ~1, and the kernels themselves are checked bit for bit against
+# llama.cpp's in tests/host/test_llamacpp_kernels.py, and to 0.006 on the
+# mini models here.
 TOL = {"mini": (0.05, 0.05), "tiny": (0.05, 0.05), "tinyllama": (0.15, 0.05)}
-TOL_NEW_FULL = {("tinyllama", t): (0.25, 0.08) for t in NEW_BASE}
+TOL_NEW_FULL = {}   # the newer types at TinyLlama's shapes: TOL["tinyllama"], see above
 
 
 def in_ci():
@@ -188,7 +189,7 @@ def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, quantizer, tmp_p
     big = preset == "tinyllama"
     vm = vm_factory(build_image(tmp_path / "o.img", model), **({"boot_timeout": 600} if big else {}))
     tol_max, tol_rms = TOL_NEW_FULL.get((preset, qtype), TOL[preset])
-    agree = total = 0
+    agree = total = ties = 0
     worst = sq = 0.0
     for case in cases:
         prompt = case["prompt"]
@@ -200,7 +201,16 @@ def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, quantizer, tmp_p
         for k, step in enumerate(case["steps"]):
             ours = dict((t, l) for t, l in out[start + k])
             total += 1
-            agree += out[start + k][0][0] == case["greedy"][k]
+            mine = out[start + k][0][0]
+            agree += mine == case["greedy"][k]
+            # A different top-1 is a near-tie when llama.cpp itself ranks
+            # Fluid's pick within the logit tolerance of its own best.
+            theirs = dict(step["top"])
+            if mine != case["greedy"][k]:
+                assert mine in theirs and max(theirs.values()) - theirs[mine] <= tol_max, (
+                    f"{model.name} {prompt!r} step {k}: our top-1 {mine} is not a near-tie in llama.cpp's "
+                    f"top 8 {step['top']}")
+                ties += 1
             for tok, logit in step["top"]:
                 where = f"{model.name} {prompt!r} step {k}: llama.cpp's token {tok}"
                 assert tok in ours, f"{where} not in our top 40"
@@ -210,11 +220,11 @@ def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, quantizer, tmp_p
                 assert d <= tol_max, f"{where}: logit {ours[tok]} vs llama.cpp {logit}"
     rms = (sq / (total * TOP)) ** 0.5
     line = (f"llama.cpp oracle, {preset} {qtype}{'' if quantizer == 'fluid' else ' (' + quantizer + ')'}: "
-            f"top-1 {agree}/{total}, "
+            f"top-1 {agree}/{total} ({ties} near-ties), "
             f"|dlogit| max {worst:.4f} rms {rms:.4f}")
     print(line)
     report_figure(line)
-    assert total == len(prompts) * steps and agree >= total - 1
+    assert total == len(prompts) * steps and agree >= total - (2 if big else 1)
     assert rms <= tol_rms
 
 
