@@ -35,7 +35,7 @@ def test_module_code_is_never_writable_and_executable(tiny_image):
         maps = open(f"/proc/{vm.proc.pid}/maps").read().splitlines()
         perms = [l.split()[1] for l in maps]
         assert not [l for l in maps if l.split()[1].startswith("rwx")], "\n".join(maps)
-        # The 13 baseline modules: anonymous read+execute mappings, each
+        # The baseline modules (at least 13): anonymous read+execute mappings, each
         # followed by its read+write data page(s).
         anon_rx = [l for l in maps if l.split()[1] == "r-xp" and len(l.split()) == 5]
         assert len(anon_rx) >= 13, "\n".join(maps)
