@@ -30,7 +30,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import fluidvm  # noqa: E402
-from pgo import PROF_END, extract_profile  # noqa: E402
+from pgo_capture import PROF_END, extract_profile  # noqa: E402
 
 
 def capture(vm, line, timeout):
