@@ -1,7 +1,7 @@
 /*
  * image.c - the image file as the hosted platform boots it: the same
  * checks stage 2 makes (header magic, version, CRC; each region inside the
- * file; CRC-32 of the stage 2, kernel and module regions), then the
+ * file: image_check.c; CRC-32 of the stage 2, kernel and module regions), then the
  * MODULES region in memory and the file itself as the boot disk.  The
  * cache and model regions are read and checked by the portable core, as
  * on the unikernel.
@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "fluid/image.h"
 #include "hosted.h"
+#include "image_check.h"
 #include "lib/crc32_fast.h"
 #include "plat/plat.h"
 
@@ -124,36 +125,16 @@ int hosted_image_open(const char *path)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return fail("not a regular file");
     uint64_t size = (uint64_t)st.st_size;
-    if (size < (FLUID_HEADER_LBA + 1) * 512ull)
-        return fail("truncated: %llu bytes, the image header alone ends at byte %u", (unsigned long long)size,
-                    (FLUID_HEADER_LBA + 1) * 512);
+    char why[256];
+    if (image_check_size(size, why, sizeof why) != IMAGE_OK)
+        return fail("%s", why);
     if (pread_all(&header, sizeof header, FLUID_HEADER_LBA * 512ull) != 0)
         return fail("cannot read the image header: %s", strerror(errno));
-    if (memcmp(header.magic, FLUID_IMAGE_MAGIC, 8) != 0)
-        return fail("not a Fluid image (no %s magic at LBA %u)", FLUID_IMAGE_MAGIC, FLUID_HEADER_LBA);
-    if (header.version != FLUID_IMAGE_VERSION || header.header_bytes != sizeof header)
-        return fail("image version %u (header of %u bytes); this Fluid reads version %u", header.version,
-                    header.header_bytes, FLUID_IMAGE_VERSION);
-    if (crc32_fast(0, &header, offsetof(struct fluid_image_header, header_crc)) != header.header_crc)
-        return fail("image header checksum mismatch: the header is damaged");
-    if (!memchr(header.model_name, 0, sizeof header.model_name))
-        return fail("image header: the model name is not terminated");
-
-    /* The boot regions inside the file: no field may wrap or point past
-     * it.  The cache and model regions are the core's to check, with the
-     * same messages as on the unikernel. */
-    for (int i = FLUID_REGION_STAGE2; i <= FLUID_REGION_MODULES; i++) {
-        const struct fluid_region *r = &header.region[i];
-        if (r->bytes == 0)
-            continue;
-        if (r->bytes > (uint64_t)r->sectors * 512 || r->lba <= FLUID_HEADER_LBA || r->lba > size / 512)
-            return fail("image header: the %s region (LBA %llu, %llu bytes in %u sectors) is inconsistent",
-                        region_names[i], (unsigned long long)r->lba, (unsigned long long)r->bytes, r->sectors);
-        if (r->bytes > size - r->lba * 512)
-            return fail("truncated: the %s region ends at byte %llu but the file has %llu bytes",
-                        region_names[i], (unsigned long long)(r->lba * 512 + r->bytes),
-                        (unsigned long long)size);
-    }
+    /* Magic, version, CRC, and the boot regions inside the file (the
+     * cache and model regions are the core's to check, with the same
+     * messages as on the unikernel). */
+    if (image_check_header(&header, size, why, sizeof why) != IMAGE_OK)
+        return fail("%s", why);
     disk = (struct blkdev){ .name = path, .sectors = size / 512, .read = disk_read, .write = disk_write };
 
     /* Stage 2 and kernel: checked as stage 2 checks them (this process
