@@ -130,6 +130,8 @@ static int setup_engine(void)
     int n_ctx = hp->n_ctx_train < FLUID_CTX_MAX ? (int)hp->n_ctx_train : FLUID_CTX_MAX;
     uint64_t need = engine_mem_bytes(hp, n_ctx);
     void *mem = plat_alloc(need, TWO_MiB);
+    model.eng_mem = mem;
+    model.eng_alloc = need;
     if (!mem) {
         char why[160];
         struct plat_mem pm;
@@ -152,17 +154,19 @@ static int setup_engine(void)
     return 0;
 }
 
-void model_boot_load(void)
+/* The load; 0, or -1 after fail().  Everything it takes from plat_alloc
+ * is recorded in model.*_mem at once, so release() finds it. */
+static int load(void)
 {
     const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
     if (r->bytes == 0) {
         fail("%s", "this image has no model (build one with: make image MODEL=path/to/model.gguf)");
-        return;
+        return -1;
     }
     struct blkdev *d = plat_boot_disk();
     if (!d) {
         fail("%s", "cannot find the boot disk to read the model from");
-        return;
+        return -1;
     }
     uint64_t r_sectors = r->bytes / 512 + (r->bytes % 512 != 0);   /* no wrap near 2^64 */
     if (r->lba > d->sectors || r_sectors > d->sectors - r->lba) {
@@ -171,10 +175,11 @@ void model_boot_load(void)
                  "but %s has %llu sectors", (unsigned long long)(r->lba + r_sectors),
                  d->name, (unsigned long long)d->sectors);
         fail("%s", why);
-        return;
+        return -1;
     }
-    uint8_t *file_mem = plat_alloc((r->bytes + TWO_MiB - 1) & ~(TWO_MiB - 1), TWO_MiB);
-    uint8_t *arena_mem = file_mem ? plat_alloc(ARENA_BYTES, TWO_MiB) : NULL;
+    model.file_alloc = (r->bytes + TWO_MiB - 1) & ~(TWO_MiB - 1);
+    uint8_t *file_mem = model.file_mem = plat_alloc(model.file_alloc, TWO_MiB);
+    uint8_t *arena_mem = model.arena_mem = file_mem ? plat_alloc(ARENA_BYTES, TWO_MiB) : NULL;
     if (!file_mem || !arena_mem) {
         char why[200];
         struct plat_mem pm;
@@ -183,21 +188,21 @@ void model_boot_load(void)
                  "block is %llu MiB of %llu MiB usable", (unsigned long long)(r->bytes / MiB),
                  (unsigned long long)(pm.largest / MiB), (unsigned long long)(pm.usable / MiB));
         fail("%s", why);
-        return;
+        return -1;
     }
     model.file = file_mem;
     model.size = r->bytes;
     model.mem_bytes = r->bytes + ARENA_BYTES;
     kprintf("model: %.63s, %llu MiB on %s\n", plat_image()->model_name, (unsigned long long)(r->bytes / MiB), d->name);
     if (read_region(d, r, file_mem) != 0)
-        return;
+        return -1;
     uint64_t t0 = rdtsc();
     if ((r->flags & FLUID_REGION_HAS_CRC) && region_crc(r) != r->crc32) {
         fail("%s", "model region checksum mismatch: the disk image is damaged");
-        return;
+        return -1;
     }
     if (parse(arena_mem) != 0 || setup_engine() != 0)
-        return;
+        return -1;
     model.check_us = tsc_to_us(rdtsc() - t0);
     set_name();
     const struct llama_hparams *hp = &model.m.hp;
@@ -210,5 +215,36 @@ void model_boot_load(void)
     kprintf("model: %s\n", types);
     kprintf("model: loaded %.1f MiB in %.3f s (%.0f MB/s), checked in %.3f s\n",
             model.size / (double)MiB, secs, secs > 0 ? model.size / 1e6 / secs : 0.0, model.check_us / 1e6);
-    model.loaded = 1;
+    return 0;
+}
+
+/* Every allocation of a load back to the platform, and the rest of the
+ * state forgotten (it points into that memory); the message stays. */
+static void release(void)
+{
+    session_free(&model.sess);
+    if (model.eng_mem)
+        plat_free(model.eng_mem, model.eng_alloc);
+    if (model.arena_mem)
+        plat_free(model.arena_mem, ARENA_BYTES);
+    if (model.file_mem)
+        plat_free(model.file_mem, model.file_alloc);
+    char error[sizeof model.error];
+    memcpy(error, model.error, sizeof error);
+    memset(&model, 0, sizeof model);
+    memcpy(model.error, error, sizeof error);
+}
+
+void model_boot_load(void)
+{
+    if (load() == 0)
+        model.loaded = 1;
+    else
+        release();   /* a failed load keeps its message, not its memory */
+}
+
+void model_unload(void)
+{
+    release();
+    memset(model.error, 0, sizeof model.error);
 }

@@ -18,6 +18,16 @@ int session_init(struct session *s, struct engine *e, const struct tok_vocab *to
     return SESS_OK;
 }
 
+void session_free(struct session *s)
+{
+    if (s->piece)
+        plat_free(s->piece, s->piece_cap);
+    if (s->cand)
+        plat_free(s->cand, (uint64_t)s->e->hp.n_vocab * sizeof *s->cand);
+    s->piece = NULL;
+    s->cand = NULL;
+}
+
 void session_reset(struct session *s)
 {
     engine_reset(s->e);

@@ -60,6 +60,10 @@ struct session {
  * plat_alloc().  Returns SESS_OK or SESS_NO_MEMORY. */
 int session_init(struct session *s, struct engine *e, const struct tok_vocab *tok);
 
+/* Give back the buffers session_init() took (s->cand, s->piece: NULL
+ * afterwards); nothing to do for a session never set up. */
+void session_free(struct session *s);
+
 /* Forget the context (the conversation); the sampler keeps its state. */
 void session_reset(struct session *s);
 
