@@ -78,3 +78,18 @@ def test_model_larger_than_memory(tmp_path, gen_model, vm_factory, target):
     vm = vm_factory(img, mem="64M" if target == "qemu" else "16M")
     assert "does not fit in memory" in vm.text()
     assert "no model is loaded" in vm.cmd("gen hello")
+
+
+def _free_mib(vm):
+    line = next(l for l in vm.cmd("info").splitlines() if l.startswith("memory:"))
+    return int(line.split("MiB free")[0].split(",")[-1])
+
+
+def test_failed_load_gives_memory_back(tmp_path, vm_factory):
+    """A model refused after it was read (here by the Llama validator) holds
+    no memory afterwards: as much is free as with no model at all (the file
+    buffer and the 8 MiB parse arena came back)."""
+    none = vm_factory(build_image(tmp_path / "none.img"))
+    bad = vm_factory(build_image(tmp_path / "bad.img", write_case("wrong_shape", tmp_path / "b.gguf")))
+    assert expect("wrong_shape") in bad.text()
+    assert _free_mib(bad) == _free_mib(none)
