@@ -5,10 +5,13 @@
     make_model.py --preset mini --type Q4_K_M --seed 3 -o /tmp/mini.gguf
     make_model.py --preset tinyllama --type Q4_K_M --dry-run      # header summary only
 
-Presets (n_vocab 32000 always, RMSNorm eps 1e-5, RoPE base 10000):
+Presets (n_vocab 32000 unless said, RMSNorm eps 1e-5, RoPE base 10000):
     tinyllama  embd 2048, 22 blocks, 32 heads, 4 KV heads, ff 5632, ctx 2048 (1.10 B params)
     mini       embd 256, 4 blocks, 8 heads, 2 KV heads, ff 768, ctx 512 (as shared/testdata's mini)
     tiny       embd 64, 2 blocks, 4 heads, 2 KV heads, ff 192, ctx 128
+    micro      embd 32, 2 blocks, 4 heads, 2 KV heads, ff 256, ctx 64, n_vocab 320 (the first 320
+               tokens: <unk> <s> </s>, the 256 byte tokens, 61 pieces): 30-120 KB files, the
+               load-path fuzzer's seeds; ff 256 gives ffn_down rows a K-quant can hold
 
 Types (tensor types as llama-quantize's mixes; norms are always F32):
     F32     everything F32
@@ -57,6 +60,8 @@ PRESETS = {
                  name="mini-random"),
     "tiny": dict(n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=192, n_ctx=128,
                  name="tiny-random"),
+    "micro": dict(n_embd=32, n_layer=2, n_head=4, n_head_kv=2, n_ff=256, n_ctx=64, n_vocab=320,
+                  name="micro-random"),
 }
 N_VOCAB = 32000
 FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17}
@@ -78,7 +83,8 @@ def tensor_list(hp, ftype, with_output=True):
         _, bs, _ = GGML_TYPES[t]
         return t if ne[0] % bs == 0 else GGML_Q8_0
 
-    out = [("token_embd.weight", [E, N_VOCAB], pick(base, [E]), "emb")]
+    V = hp.get("n_vocab", N_VOCAB)
+    out = [("token_embd.weight", [E, V], pick(base, [E]), "emb")]
     for i in range(L):
         b = f"blk.{i}."
         more = ftype in ("Q4_K_M", "Q5_K_M") and use_more_bits(i, L)
@@ -98,7 +104,7 @@ def tensor_list(hp, ftype, with_output=True):
     out.append(("output_norm.weight", [E], GGML_F32, "norm"))
     if with_output:
         out_t = base if ftype in ("F32", "F16", "Q8_0") else GGML_Q6_K
-        out.append(("output.weight", [E, N_VOCAB], pick(out_t, [E]), "mat"))
+        out.append(("output.weight", [E, V], pick(out_t, [E]), "mat"))
     return out
 
 
@@ -252,6 +258,9 @@ def build_writer(path, preset, ftype, with_output=True, vocab=None, progress=Non
     from vocab import load_vocab
     hp = PRESETS[preset]
     vocab = vocab or load_vocab()
+    n = hp.get("n_vocab", N_VOCAB)
+    if n < len(vocab["tokens"]):   # the first n tokens: ids keep their meaning
+        vocab = {k: vocab[k][:n] for k in ("tokens", "scores", "token_types")}
     w = GGUFWriter(path, progress=progress)
     for item in metadata(hp, ftype, vocab):
         w.add(*item)
