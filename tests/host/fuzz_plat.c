@@ -87,8 +87,10 @@ struct block { uint8_t *p, *poison; uint64_t bytes, body, align; };
 #define MAX_BLOCKS 64
 static struct block blocks[MAX_BLOCKS];   /* live */
 static int n_blocks;
-static struct block spare[MAX_BLOCKS];    /* freed, kept for reuse */
+static struct block spare[MAX_BLOCKS];    /* freed, kept for reuse, oldest first */
 static int n_spare;
+static uint64_t spare_bytes;
+#define SPARE_MAX (64ull << 20)            /* mapped but unused memory kept at most */
 static uint64_t live_bytes, budget;
 
 static struct block *block_of(const void *p)
@@ -216,7 +218,9 @@ void *plat_alloc(uint64_t bytes, uint64_t align)
     for (int i = 0; i < n_spare; i++) {
         if (spare[i].body == b.body && spare[i].align == align) {
             b.p = spare[i].p;
-            spare[i] = spare[--n_spare];
+            spare_bytes -= spare[i].body;
+            memmove(&spare[i], &spare[i + 1], (size_t)(n_spare - i - 1) * sizeof spare[0]);
+            n_spare--;
             break;
         }
     }
@@ -242,11 +246,17 @@ void plat_free(void *p, uint64_t bytes)
         blocks[i] = blocks[--n_blocks];
         live_bytes -= bytes;
         UNPOISON(b.poison, (size_t)(b.p + b.body - b.poison));
-        if (n_spare == MAX_BLOCKS) {   /* keep the newest */
+        while (n_spare && (n_spare == MAX_BLOCKS || spare_bytes + b.body > SPARE_MAX)) {   /* drop the oldest */
             munmap(spare[0].p - PAGE, (size_t)(spare[0].body + 2 * PAGE));
-            spare[0] = spare[--n_spare];
+            spare_bytes -= spare[0].body;
+            memmove(&spare[0], &spare[1], (size_t)(--n_spare) * sizeof spare[0]);
+        }
+        if (b.body > SPARE_MAX) {
+            munmap(b.p - PAGE, (size_t)(b.body + 2 * PAGE));
+            return;
         }
         spare[n_spare++] = b;
+        spare_bytes += b.body;
         return;
     }
     die("plat_free: not a live block from plat_alloc (double free?)");
