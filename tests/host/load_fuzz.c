@@ -93,12 +93,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* One line of text: NUL-terminated inside cap, no newline, not empty. */
+/* One line of text: NUL-terminated inside cap, no newline, not empty, and
+ * naming its part once ("gguf: ...", not "gguf: gguf: ..."). */
 static void check_line(const char *s, size_t cap)
 {
     CHECK(memchr(s, 0, cap) != NULL);
     CHECK(s[0] != 0);
     CHECK(strchr(s, '\n') == NULL);
+    const char *colon = strstr(s, ": ");
+    if (colon) {
+        size_t n = (size_t)(colon - s) + 2;
+        CHECK(strncmp(colon + 2, s, n) != 0);
+    }
 }
 
 /* Valid UTF-8 (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */

@@ -93,3 +93,14 @@ def test_failed_load_gives_memory_back(tmp_path, vm_factory):
     bad = vm_factory(build_image(tmp_path / "bad.img", write_case("wrong_shape", tmp_path / "b.gguf")))
     assert expect("wrong_shape") in bad.text()
     assert _free_mib(bad) == _free_mib(none)
+
+
+def test_tokenizer_failure_names_itself_once(tmp_path, vm_factory):
+    """A vocabulary the tokenizer refuses (make_bad_gguf's tiny preset has 8
+    of the 256 byte tokens) gives one "tokenizer: ..." message, not
+    "tokenizer: tokenizer: ..." (found by the load-path fuzzer's check)."""
+    gguf = tmp_path / "tiny.gguf"
+    subprocess.run([sys.executable, str(GEN), "--preset", "tiny", "valid", str(gguf)], check=True)
+    vm = vm_factory(build_image(tmp_path / "t.img", gguf))
+    assert "model: tokenizer: no byte token <0x08> in the vocabulary" in vm.text()
+    assert "tokenizer: tokenizer:" not in vm.text()

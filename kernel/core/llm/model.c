@@ -117,7 +117,10 @@ static int parse(uint8_t *arena_mem)
     struct tok_arena ta = { arena.base + arena.used, arena.size - arena.used, 0 };
     int st = tok_init(&model.tok, &src, &ta);
     if (st != 0) {
-        snprintf(err, sizeof err, "tokenizer: %s", model.tok.err[0] ? model.tok.err : tok_strerror(st));
+        if (model.tok.err[0])   /* "tokenizer: ..." already */
+            snprintf(err, sizeof err, "%s", model.tok.err);
+        else
+            snprintf(err, sizeof err, "tokenizer: %s", tok_strerror(st));
         fail("%s", err);
         return -1;
     }
