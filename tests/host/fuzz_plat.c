@@ -78,7 +78,6 @@ void plat_console_eof(void) {}
 
 static struct fluid_image_header header;
 static const uint8_t *disk_bytes_p;
-static uint64_t disk_size;
 static struct blkdev disk;
 
 /* A block: [p, p + bytes) handed out, in a mapping of body bytes (whole
@@ -129,7 +128,6 @@ void fuzz_plat_boot(const struct fluid_image_header *h, const uint8_t *d, uint64
 {
     header = *h;
     disk_bytes_p = d;
-    disk_size = bytes;
     disk = (struct blkdev){ .name = "fuzz.img", .sectors = bytes / FLUID_SECTOR_BYTES, .read = disk_read };
     budget = mem_budget;
     bad_bytes = 0;

@@ -252,7 +252,6 @@ def fuzz(exe, corpus_dirs, artifacts, runs=None, seconds=None, jobs=1, seed=None
         opts.append("-max_total_time=%d" % seconds)
     if seed is not None:
         opts.append("-seed=%d" % seed)
-    logs = []
     if jobs > 1:
         logdir = artifacts / "logs"
         logdir.mkdir(exist_ok=True)
@@ -264,11 +263,11 @@ def fuzz(exe, corpus_dirs, artifacts, runs=None, seconds=None, jobs=1, seed=None
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                        cwd=str(artifacts / "logs") if jobs > 1 else None)
     elapsed = time.time() - t0
-    logs.append(p.stderr)
-    if jobs > 1:
-        logs += [f.read_text(errors="replace") for f in sorted((artifacts / "logs").glob("fuzz-*.log"))]
-    log = "\n".join(logs)
-    execs = sum(int(m) for m in re.findall(r"stat::number_of_executed_units: (\d+)", log))
+    # with -jobs the jobs write fuzz-N.log, which the parent also prints when each job ends
+    counted = [f.read_text(errors="replace") for f in sorted((artifacts / "logs").glob("fuzz-*.log"))] \
+        if jobs > 1 else [p.stderr]
+    log = "\n".join([p.stderr] + (counted if jobs > 1 else []))
+    execs = sum(int(m) for c in counted for m in re.findall(r"stat::number_of_executed_units: (\d+)", c))
     crashes = sorted(p.name for p in artifacts.iterdir() if p.is_file())
     return dict(returncode=p.returncode, executions=execs, seconds=elapsed, log=log, crashes=crashes,
                 command=" ".join(cmd))
