@@ -49,7 +49,7 @@ def test_regression_input_runs_clean(path, isa):
 def test_regression_inputs_exist():
     """One per fix (see each name): the fuzzer's finds are kept."""
     assert {p.name for p in REGRESS} >= {"quantize-q8_0-nan.gguf", "quantize-q8_0-huge.img",
-                                         "f16-misaligned.gguf"}
+                                         "f16-misaligned.gguf", "image-model-name-escape.img"}
 
 
 def _boot_log(exe, path):

@@ -104,3 +104,13 @@ def test_tokenizer_failure_names_itself_once(tmp_path, vm_factory):
     vm = vm_factory(build_image(tmp_path / "t.img", gguf))
     assert "model: tokenizer: no byte token <0x08> in the vocabulary" in vm.text()
     assert "tokenizer: tokenizer:" not in vm.text()
+
+
+def test_model_file_name_is_printed_safely(tmp_path, vm_factory):
+    """The image header's model name comes from the disk: control bytes in
+    it (a file name with an escape sequence) print as '?', never raw to the
+    terminal (found by the load-path fuzzer's console check)."""
+    gguf = write_case("wrong_shape", tmp_path / "\x1b[2Jx.gguf")
+    vm = vm_factory(build_image(tmp_path / "n.img", gguf))
+    assert "model: ?[2Jx.gguf, 1 MiB on " in vm.text()
+    assert "\x1b" not in vm.text()

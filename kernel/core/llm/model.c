@@ -87,13 +87,21 @@ static uint32_t region_crc(const struct fluid_region *r)
     return crc;
 }
 
+/* The image header's model file name, made printable (it comes from the
+ * disk: control bytes would reach the terminal); NUL-terminated or not. */
+static const char *image_model_name(char *buf, size_t n)
+{
+    const char *name = plat_image()->model_name, *end = memchr(name, 0, sizeof plat_image()->model_name);
+    return gguf_printable(buf, n, name, end ? (uint64_t)(end - name) : sizeof plat_image()->model_name);
+}
+
 static void set_name(void)
 {
     struct gguf_str s;
     if (gguf_get_str(&model.gf, "general.name", &s) == 0 && s.len > 0)
         gguf_printable(model.name, sizeof model.name, s.ptr, s.len);
     else
-        snprintf(model.name, sizeof model.name, "%.63s", plat_image()->model_name);
+        image_model_name(model.name, sizeof model.name);
 }
 
 static int parse(uint8_t *arena_mem)
@@ -196,7 +204,9 @@ static int load(void)
     model.file = file_mem;
     model.size = r->bytes;
     model.mem_bytes = r->bytes + ARENA_BYTES;
-    kprintf("model: %.63s, %llu MiB on %s\n", plat_image()->model_name, (unsigned long long)(r->bytes / MiB), d->name);
+    char shown[72];
+    kprintf("model: %s, %llu MiB on %s\n", image_model_name(shown, sizeof shown), (unsigned long long)(r->bytes / MiB),
+            d->name);
     if (read_region(d, r, file_mem) != 0)
         return -1;
     uint64_t t0 = rdtsc();
