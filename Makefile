@@ -26,6 +26,7 @@ DEFAULT_MODEL := models/tinyllama-shaped-Q4_0.gguf
 MODEL ?= $(DEFAULT_MODEL)
 MEM   ?= 3G
 SMP   ?=
+CTX   ?=
 
 WARN := -Wall -Wextra -Werror
 # The kernel is kernel/core (portable: the model, modules, shell) on one of
@@ -131,22 +132,24 @@ modflags:
 	@echo "CC_VERSION=$(CC_VERSION)"
 	@echo "MOD_CFLAGS=$(MOD_CFLAGS)"
 	@echo "MOD_LDFLAGS=$(MOD_LDFLAGS)"
+	@echo "MOD_HDRS=$(MOD_HDRS)"
 
-.PHONY: all image run test deps clean help modules modflags hosted layout
+.PHONY: all image run test deps clean help modules modflags hosted layout mmbench roofline
 all: image
 
 help:
-	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n]   build and boot Fluid in QEMU"
+	@echo "make run [MODEL=file.gguf] [MEM=3G] [SMP=n] [CTX=n]  build and boot Fluid in QEMU (CTX: context size)"
 	@echo "make run HOSTED=1 [...]                        the same image as a Linux process (native speed)"
 	@echo "make hosted                                    build $(B)/fluid-hosted only"
 	@echo "make image [MODEL=...]                         build $(B)/fluid.img only"
 	@echo "make test                                      run the whole test suite"
 	@echo "make layout                                    $(B)/gen/fluid_layout.{h,ld,py} from the C headers"
 	@echo "make bench [MODEL=...] [SMP=n] [BENCH_P=128 BENCH_N=64 BENCH_R=3]  Fluid vs llama.cpp speed"
-	@echo "make pgo-profile [MODEL=...] [PGO_N=32]          profile a workload into profiles/"
+	@echo "make pgo-profile [MODEL=...] [PGO_N=32] [HOSTED=1]  profile a workload into profiles/"
+	@echo "make pgo-profile SERIAL=/dev/ttyUSB0 [BAUD=115200] the same on a real machine's COM1"
 	@echo "make pgo-analyze                               classify modules, write a plan"
-	@echo "make pgo-apply                                 build the plan into the image's cache"
-	@echo "make pgo-report                                HTML: the last two profiles compared"
+	@echo "make pgo-apply [DISK=/dev/sdX]                 build the plan into the image's (or disk's) cache"
+	@echo "make pgo-report                                HTML: every loop generation compared"
 	@echo "make fuzz [FUZZ_RUNS=10000000] [FUZZ_JOBS=2]    the load-path fuzzer's campaign (libFuzzer, ASan, UBSan)"
 
 deps:
@@ -181,13 +184,16 @@ $(B)/bootloader/stage1.bin: bootloader/stage1.S bootloader/stage1.ld $(GEN)/flui
 
 S2CFLAGS := --target=i386-elf -march=i686 -ffreestanding -fno-pic -mno-sse -mno-mmx \
   -O2 -std=c11 $(WARN) -Ikernel/include -I$(GEN)
-$(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloader/stage2.ld \
-    $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld kernel/include/fluid/image.h kernel/include/fluid/bootinfo.h \
-    kernel/include/fluid/crc32.h | deps
+# stage2_check.c runs in real mode, before the first BIOS read: -m16.
+S2_OBJ := $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_check.o $(B)/bootloader/stage2_c.o
+$(B)/bootloader/stage2.bin: bootloader/stage2.S bootloader/stage2_main.c bootloader/stage2_check.c \
+    bootloader/stage2.ld $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld kernel/include/fluid/image.h \
+    kernel/include/fluid/image_check.h kernel/include/fluid/bootinfo.h kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(S2CFLAGS) -c bootloader/stage2.S -o $(B)/bootloader/stage2_s.o
+	$(CC) $(S2CFLAGS) -m16 -c bootloader/stage2_check.c -o $(B)/bootloader/stage2_check.o
 	$(CC) $(S2CFLAGS) -c bootloader/stage2_main.c -o $(B)/bootloader/stage2_c.o
-	$(LD) -m elf_i386 -T bootloader/stage2.ld -L $(GEN) $(B)/bootloader/stage2_s.o $(B)/bootloader/stage2_c.o -o $(B)/bootloader/stage2.elf
+	$(LD) -m elf_i386 -T bootloader/stage2.ld -L $(GEN) $(S2_OBJ) -o $(B)/bootloader/stage2.elf
 	$(OBJCOPY) -O binary $(B)/bootloader/stage2.elf $@
 
 # ---- kernel: the core, and the pc platform (the unikernel) ----
@@ -220,7 +226,8 @@ $(B)/fluid-hosted: $(CORE_OBJ) $(HOSTED_OBJ)
 hosted: $(B)/fluid-hosted
 
 # ---- host tools ----
-$(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/fluid/crc32.h | deps
+$(B)/tools/mkimage: tools/mkimage.c kernel/include/fluid/image.h kernel/include/fluid/image_check.h \
+    kernel/include/fluid/crc32.h | deps
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 $(WARN) -Ikernel/include -o $@ $<
 
@@ -232,23 +239,35 @@ $(B)/tools/modpack: tools/modpack.c kernel/core/lib/sha256.c kernel/core/lib/sha
 	  kernel/core/lib/sha256.c
 
 # ---- image ----
+# IMAGE: the image `make image / run / bench / test` and the pgo-* targets
+# use.  PGO_CACHE and PGO_PROFILES: where the PGO loop keeps its builds and
+# profiles (cache/README.md, profiles/README.md).
+IMAGE        ?= $(B)/fluid.img
+PGO_CACHE    ?= cache
+PGO_PROFILES ?= profiles
 IMAGE_DEPS := $(B)/tools/mkimage $(B)/bootloader/stage1.bin $(B)/bootloader/stage2.bin $(B)/kernel.bin \
-  $(B)/modules.bin
+  $(B)/modules.bin $(GEN)/fluid_layout.py
 MODEL_FILE := $(if $(MODEL),$(MODEL),)
 
-$(B)/fluid.img: $(IMAGE_DEPS) $(MODEL_FILE) FORCE
+# Rebuilt every time (FORCE: the model file may change in place).  The
+# applied PGO cache is carried over from the image being replaced or from
+# $(PGO_CACHE)/ when it still fits (same model, module ABI, shapes and
+# module sources; tools/pgo_carry.py), else one line says why it was dropped.
+$(IMAGE): $(IMAGE_DEPS) $(MODEL_FILE) FORCE
 	@$(B)/tools/mkimage -o $@.tmp --stage1 $(B)/bootloader/stage1.bin --stage2 $(B)/bootloader/stage2.bin \
 	  --kernel $(B)/kernel.bin --modules $(B)/modules.bin --model "$(MODEL_FILE)"
+	@$(PYTHON) tools/pgo.py carry --into $@.tmp --from $@ --cache-dir $(PGO_CACHE) --model "$(MODEL_FILE)"
 	@mv $@.tmp $@
 	@echo "image: $@ (model: $(if $(MODEL_FILE),$(MODEL_FILE),none))"
 
 # fluid_layout.py too: the Python tools (tools/pgo.py) read images with it.
-image: $(B)/fluid.img $(GEN)/fluid_layout.py
+image: $(IMAGE) $(GEN)/fluid_layout.py
 
 # HOSTED=1: run the image as a Linux process (native speed) instead of in QEMU.
 HOSTED ?=
 run: image $(if $(HOSTED),$(B)/fluid-hosted)
-	@$(PYTHON) tools/fluidvm.py run $(B)/fluid.img $(if $(HOSTED),--hosted) --mem $(MEM) $(if $(SMP),--smp $(SMP))
+	@$(PYTHON) tools/fluidvm.py run $(IMAGE) $(if $(HOSTED),--hosted) --mem $(MEM) $(if $(SMP),--smp $(SMP)) \
+	  $(if $(CTX),--ctx-size $(CTX))
 
 # ---- bench: Fluid's `bench` next to llama.cpp (node-llama-cpp) on the same file ----
 BENCH_P ?= 128
@@ -257,9 +276,27 @@ BENCH_R ?= 3
 .PHONY: bench
 bench: image $(B)/fluid-hosted
 	@bash tools/peer-deps.sh
-	@$(PYTHON) tools/bench.py $(B)/fluid.img --model "$(MODEL)" -p $(BENCH_P) -n $(BENCH_N) -r $(BENCH_R) \
+	@$(PYTHON) tools/bench.py $(IMAGE) --model "$(MODEL)" -p $(BENCH_P) -n $(BENCH_N) -r $(BENCH_R) \
 	  $(if $(HOSTED),--target hosted) \
 	  --mem $(MEM) $(if $(SMP),--smp $(SMP))
+
+# ---- mmbench: the matrix-product modules alone, native, TinyLlama shapes ----
+# (tools/mmbench.c; issue 9's roofline figures).  MMBENCH_FLAGS picks the
+# build, by default the image's x86-64-v3 one.
+MMBENCH_FLAGS ?= -O2 -march=x86-64-v3
+MMBENCH_SRC := tools/mmbench.c $(filter modules/mm_%.c,$(MOD_SRC)) modules/quantize.c
+$(B)/tools/mmbench: $(MMBENCH_SRC) $(MOD_HDRS) Makefile | deps
+	@mkdir -p $(dir $@)
+	@$(CC) -std=c11 $(MMBENCH_FLAGS) -ffp-contract=off -Imodules -Ikernel/include $(MMBENCH_SRC) -lpthread -o $@
+
+mmbench: $(B)/tools/mmbench
+	@$(B)/tools/mmbench bw -t 1; $(B)/tools/mmbench bw -t $(or $(SMP),2)
+	@for t in q4_0 q4_K q8_0; do $(B)/tools/mmbench model $$t -t $(or $(SMP),2); \
+	  $(B)/tools/mmbench model $$t -n 128 -t $(or $(SMP),2) -r 3; done
+
+# ---- roofline: per-module cycles, GB/s and GOP/s of decode and prefill ----
+roofline: image $(B)/fluid-hosted $(B)/tools/mmbench
+	@$(PYTHON) tools/roofline.py $(B)/fluid.img --mem $(MEM) $(if $(SMP),--smp $(SMP))
 
 $(DEFAULT_MODEL): | deps
 	@bash tools/npm-deps.sh
@@ -267,25 +304,31 @@ $(DEFAULT_MODEL): | deps
 
 # ---- PGO loop (tools/pgo.py; profiles/README.md, cache/README.md) ----
 # pgo-profile boots $(IMAGE) (built first only if missing, or when MODEL=
-# names another model: `make image` starts with an empty cache region).
-IMAGE      ?= $(B)/fluid.img
+# names another model), or, with SERIAL=/dev/ttyUSB0 [BAUD=115200], runs
+# the workload on a real machine's serial console; pgo-apply writes the
+# cache into $(IMAGE), or with DISK=/dev/sdX into a boot disk in place.
 PGO_PROMPT ?= Once upon a time, in a small village by the sea,
 PGO_N      ?= 32
 PGO_ARGS   ?=
+SERIAL     ?=
+BAUD       ?= 115200
+DISK       ?=
 .PHONY: pgo-profile pgo-analyze pgo-apply pgo-report
 pgo-profile: $(B)/tools/mkimage $(B)/modules.bin $(GEN)/fluid_layout.py $(if $(HOSTED),$(B)/fluid-hosted)
 	@$(PYTHON) tools/pgo.py profile --image $(IMAGE) --prompt "$(PGO_PROMPT)" -n $(PGO_N) \
-	  $(if $(HOSTED),--target hosted) \
+	  --profiles-dir $(PGO_PROFILES) --cache-dir $(PGO_CACHE) \
+	  $(if $(HOSTED),--target hosted) $(if $(SERIAL),--serial $(SERIAL) --baud $(BAUD)) \
 	  $(if $(filter command line,$(origin MODEL)),--model "$(MODEL)") $(if $(SMP),--smp $(SMP)) --mem $(MEM) $(PGO_ARGS)
 
 pgo-analyze: $(GEN)/fluid_layout.py
-	@$(PYTHON) tools/pgo.py analyze $(PGO_ARGS)
+	@$(PYTHON) tools/pgo.py analyze --profiles-dir $(PGO_PROFILES) $(PGO_ARGS)
 
 pgo-apply: $(B)/tools/modpack $(GEN)/fluid_layout.py
-	@$(PYTHON) tools/pgo.py apply --image $(IMAGE) $(PGO_ARGS)
+	@$(PYTHON) tools/pgo.py apply $(if $(DISK),--disk $(DISK),--image $(IMAGE)) \
+	  --profiles-dir $(PGO_PROFILES) --cache-dir $(PGO_CACHE) $(PGO_ARGS)
 
 pgo-report: $(GEN)/fluid_layout.py
-	@$(PYTHON) tools/pgo.py report $(PGO_ARGS)
+	@$(PYTHON) tools/pgo.py report --profiles-dir $(PGO_PROFILES) $(PGO_ARGS)
 
 # ---- tests ----
 # peer-deps.sh: node-llama-cpp, llama.cpp as the oracle of
@@ -293,6 +336,7 @@ pgo-report: $(GEN)/fluid_layout.py
 test: image $(B)/fluid-hosted $(GEN)/fluid_layout.py
 	@bash tools/npm-deps.sh
 	@bash tools/peer-deps.sh
+	@bash tools/report-deps.sh
 	$(PYTHON) -m pytest -q tests
 
 # ---- fuzzing: the load-path fuzzer's campaign (tests/host/fuzzload.py) ----

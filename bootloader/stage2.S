@@ -2,7 +2,10 @@
  * stage2.S - stage 2, entered from stage 1 at 0x8000 in real mode with the
  * boot drive in %dl.
  *
- *   1. TSC, E820 memory map, A20.
+ *   1. TSC, E820 memory map, A20; the image header checked as a whole
+ *      (stage2_check.c: CRC first, then every region against the others
+ *      and against the disk's size from INT 13h AH=48h) before any of its
+ *      fields is used.
  *   2. "Unreal" mode (4 GiB data segment limit in real mode) so that sectors
  *      read through the BIOS into a low bounce buffer can be copied above
  *      1 MiB: KERNEL region -> FLUID_KERNEL_LOAD, MODULES -> FLUID_MODULES_LOAD.
@@ -22,6 +25,12 @@
 #define BI_IMAGE    (BI + BOOT_INFO_IMAGE)
 #define BOUNCE_SEG  0x1000            /* 0x10000: 64 sectors of bounce buffer */
 #define CHUNK       64
+/* INT 13h AH=48h result (EDD 3.0 layout, a BIOS interface): u16 size,
+ * u16 flags, u32 cylinders, heads, sectors per track, u64 total sectors,
+ * u16 bytes per sector, then EDD 2.0's configuration pointer. */
+#define EDD_PARAMS_BYTES  30
+#define EDD_TOTAL_SECTORS 16
+#define EDD_SECTOR_BYTES  24
 
 #define SEL_CODE32 0x08
 #define SEL_DATA32 0x10
@@ -37,10 +46,17 @@ _start:
     mov %ax, %ds
     mov %ax, %es
     mov %ax, %ss
-    mov $0x7C00, %sp
+    mov $0x7C00, %esp                 /* all 32 bits: stage2_check.c uses %esp */
     sti
     cld
     mov %dl, %bl
+
+    /* Zero .bss: only stage 2's file was read, not the memory after it. */
+    mov $__bss_start, %di
+    mov $__bss_end, %cx
+    sub %di, %cx
+    xor %al, %al
+    rep stosb
 
     /* Clear the boot info, then record the drive and the entry TSC. */
     mov $BI, %di
@@ -63,6 +79,19 @@ _start:
     mov $BI_IMAGE, %di
     mov $IMAGE_HEADER_SIZE, %cx
     rep movsb
+
+    /* The header as a whole, before any field is used. */
+    call disk_sectors                 /* %edx:%eax, 0 when the BIOS cannot say */
+    pushl %edx
+    pushl %eax
+    pushl $BI_IMAGE
+    calll stage2_check_image          /* real-mode C (-m16): NULL or a message */
+    add $12, %esp
+    test %eax, %eax
+    jz 1f
+    mov %ax, %si
+    jmp die16
+1:
 
     /* KERNEL region and MODULES region, each to its load address. */
     mov $FLUID_REGION_KERNEL, %bp
@@ -108,6 +137,25 @@ e820:
     je err_e820
 4:  cmpw $0, BI_E820N
     je err_e820
+    ret
+
+/* ---- disk_sectors: the boot drive's size (INT 13h AH=48h, EDD), in
+ * 512-byte sectors, in %edx:%eax; 0 when the call fails or reports
+ * another sector size. ---- */
+disk_sectors:
+    movw $EDD_PARAMS_BYTES, edd_params
+    mov $edd_params, %si
+    mov $0x48, %ah
+    mov BI_DRIVE, %dl
+    int $0x13
+    jc 1f
+    cmpw $FLUID_SECTOR_BYTES, edd_params + EDD_SECTOR_BYTES
+    jne 1f
+    mov edd_params + EDD_TOTAL_SECTORS, %eax
+    mov edd_params + EDD_TOTAL_SECTORS + 4, %edx
+    ret
+1:  xor %eax, %eax
+    xor %edx, %edx
     ret
 
 /* ---- enable_a20: BIOS first, then the "fast A20" port; verify. ---- */
@@ -336,6 +384,7 @@ dap_seg:   .word 0
 dap_lba:   .long 0, 0
 remaining: .long 0
 dest:      .long 0
+edd_params: .space EDD_PARAMS_BYTES
 
 msg_hello: .asciz "Fluid stage 2: loading kernel\r\n"
 msg_e820:  .asciz "stage2: BIOS E820 memory map unavailable\r\n"

@@ -2,8 +2,8 @@
  * stage2_main.c - the 32-bit part of stage 2.
  *
  * Runs in protected mode with paging off, after stage2.S has loaded the
- * kernel and module regions.  It checks the image header and the CRC-32 of
- * each loaded region, checks that the CPU can run 64-bit code, and builds
+ * kernel and module regions (whose header stage2_check.c checked before).
+ * It checks the CRC-32 of each loaded region, checks that the CPU can run 64-bit code, and builds
  * identity-mapped page tables for all memory (1 GiB pages when the CPU has
  * them, else 2 MiB pages).  Returns the PML4 address; on any failure it
  * prints one line naming what is wrong and halts.
@@ -86,26 +86,6 @@ static void check_region(const struct fluid_image_header *h, int i, uint32_t add
     }
 }
 
-static void check_header(const struct fluid_image_header *h)
-{
-    const char *m = FLUID_IMAGE_MAGIC;
-    for (int i = 0; i < 8; i++)
-        if (h->magic[i] != m[i]) {
-            puts("stage2: bad image magic");
-            die();
-        }
-    if (h->version != FLUID_IMAGE_VERSION) {
-        puts("stage2: unsupported image version 0x");
-        puthex(h->version);
-        die();
-    }
-    uint32_t got = crc32_update(0, h, offsetof(struct fluid_image_header, header_crc));
-    if (got != h->header_crc) {
-        puts("stage2: image header checksum mismatch");
-        die();
-    }
-}
-
 /* Highest address any E820 entry names, at least 4 GiB (MMIO, LAPIC). */
 static uint64_t memory_top(const struct boot_info *bi)
 {
@@ -163,7 +143,8 @@ uint32_t stage2_main(struct boot_info *bi)
 {
     vga_row = *(volatile uint8_t *)0x451;   /* BIOS cursor row */
     bi->magic = FLUID_BOOTINFO_MAGIC;
-    check_header(&bi->image);
+    /* The header itself was checked in real mode before any field was
+     * used (stage2_check.c); here the regions it loaded. */
     check_region(&bi->image, FLUID_REGION_KERNEL, FLUID_KERNEL_LOAD, "kernel");
     check_region(&bi->image, FLUID_REGION_MODULES, FLUID_MODULES_LOAD, "modules");
 

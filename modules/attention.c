@@ -1,32 +1,48 @@
 /*
  * attention.c - scaled dot-product attention for one query head over the
  * KV cache (module "attention"; Vaswani et al. 2017): scores, softmax,
- * weighted sum of values.  The float reductions use eight partial sums in
- * a fixed order, so the compiler can vectorise them without changing the
- * result between ISA builds.
+ * weighted sum of values.
+ *
+ * The cache holds K and V as F16, and the query arrives as F16, as in
+ * llama.cpp's default (F16 KV cache; ggml_mul_mat converts the F32 side to
+ * the F16 vec_dot type); the probabilities are rounded to F16 before the V
+ * product for the same reason.  Products and sums are F32.  The score
+ * reduction keeps eight partial sums (lane l takes d = l mod 8) and adds
+ * them in one fixed order; the SIMD paths do the same operations (no fma),
+ * so every ISA build gives the same results.
  */
-#include "ops.h"
+#include "half.h"
+#include "mm_common.h"
 
-/* s[j] = scale * (q . k_j) for j < n_pos; k_j = k + j*stride, head_dim
- * floats (llama.cpp: kq = mul_mat(k, q), then soft_max_ext's scale). */
-static inline __attribute__((always_inline)) void attn_scores_n(const float *q, const float *k, size_t stride,
-                                                                int n_pos, int head_dim, float scale, float *s)
+#pragma STDC FP_CONTRACT OFF
+
+/* s[j] = scale * (q . k_j) for j < n_pos; k_j = k + j*stride halves
+ * (llama.cpp: kq = mul_mat(k, q), then soft_max_ext's scale). */
+FLUID_INLINE void attn_scores_n(const ggml_half *q, const ggml_half *k, size_t stride,
+                                int n_pos, int head_dim, float scale, float *s)
 {
     for (int j = 0; j < n_pos; j++, k += stride) {
         float acc[8] = {0};
         int d = 0;
+#if defined(FLUID_AVX2)
+        __m256 va = _mm256_setzero_ps();
+        for (; d + 8 <= head_dim; d += 8)
+            va = _mm256_add_ps(va, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(q + d))),
+                                                 _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + d)))));
+        _mm256_storeu_ps(acc, va);
+#endif
         for (; d + 8 <= head_dim; d += 8)
             for (int l = 0; l < 8; l++)
-                acc[l] += q[d + l] * k[d + l];
+                acc[l] += fp16_to_fp32(q[d + l]) * fp16_to_fp32(k[d + l]);
         for (; d < head_dim; d++)
-            acc[d & 7] += q[d] * k[d];
-        const float sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
-                          ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            acc[d & 7] += fp16_to_fp32(q[d]) * fp16_to_fp32(k[d]);
+        const float sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) +
+                          ((acc[1] + acc[5]) + (acc[3] + acc[7]));
         s[j] = scale * sum;
     }
 }
 
-void attn_scores(const float *q, const float *k, size_t stride, int n_pos,
+void attn_scores(const ggml_half *q, const ggml_half *k, size_t stride, int n_pos,
                  int head_dim, float scale, float *s)
 {
 #if defined(FLUID_SHAPE_HEAD_DIM)
@@ -61,21 +77,28 @@ void softmax(float *s, int n)
         s[i] *= inv;
 }
 
-/* out[d] = sum_j p[j] * v_j[d] for d < head_dim, v_j = v + j*stride,
- * summed in order of j (llama.cpp: kqv = mul_mat(v, kq)). */
-static inline __attribute__((always_inline)) void attn_wsum_n(const float *p, const float *v, size_t stride,
-                                                              int n_pos, int head_dim, float *out)
+/* out[d] = sum_j f16(p[j]) * v_j[d] for d < head_dim, v_j = v + j*stride
+ * halves, summed in order of j (llama.cpp: kqv = mul_mat(v, kq)). */
+FLUID_INLINE void attn_wsum_n(const float *p, const ggml_half *v, size_t stride,
+                              int n_pos, int head_dim, float *out)
 {
     for (int d = 0; d < head_dim; d++)
         out[d] = 0.0f;
     for (int j = 0; j < n_pos; j++, v += stride) {
-        const float pj = p[j];
-        for (int d = 0; d < head_dim; d++)
-            out[d] += pj * v[d];
+        const float pj = fp16_to_fp32(fp32_to_fp16(p[j]));
+        int d = 0;
+#if defined(FLUID_AVX2)
+        const __m256 vp = _mm256_set1_ps(pj);
+        for (; d + 8 <= head_dim; d += 8)
+            _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_loadu_ps(out + d),
+                _mm256_mul_ps(vp, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + d))))));
+#endif
+        for (; d < head_dim; d++)
+            out[d] += pj * fp16_to_fp32(v[d]);
     }
 }
 
-void attn_wsum(const float *p, const float *v, size_t stride, int n_pos,
+void attn_wsum(const float *p, const ggml_half *v, size_t stride, int n_pos,
                int head_dim, float *out)
 {
 #if defined(FLUID_SHAPE_HEAD_DIM)

@@ -8,9 +8,10 @@
  *   FLUID_VNNI    AVX-512 VNNI (+VL) or AVX-VNNI: vpdpbusd / vpdpwssd
  * Integer results of every path are identical (no saturation can occur
  * for the operand ranges used, see each helper).  Float summation:
- *   Q4_0, Q8_0: SIMD computes 8 rows at once (one per lane) with the scalar
- *     path's float operations in the same order: bit-identical results.
- *   K-quants, F16, F32: SIMD keeps per-lane accumulators and sums them
+ *   Q4_0, Q8_0, Q4_1, Q5_0, Q5_1: SIMD computes 8 rows at once (one per
+ *     lane) with the scalar path's float operations in the same order:
+ *     bit-identical results.
+ *   K-quants (Q2_K..Q6_K), F16, F32: SIMD keeps per-lane accumulators and sums them
  *     horizontally at the end (as ggml's AVX2 code), so results differ
  *     from the scalar path in the last bits.
  * For every path, a token's result does not depend on n_tok or on how
@@ -55,6 +56,26 @@ FLUID_INLINE void unpack_scales_k4(const uint8_t *s, uint8_t *sc, uint8_t *mn)
 }
 
 #if defined(FLUID_AVX2)
+/* unpack_scales_k4 for SIMD use: the 8 scales in int16 lanes 0..7 and the
+ * 8 mins in lanes 8..15, by whole-word masks (the bit moves of ggml's
+ * utmp/kmask code in ggml_vec_dot_q4_K_q8_K, derived from the layout). */
+FLUID_INLINE __m256i unpack_scales_k4_i16(const uint8_t *s)
+{
+    uint32_t u[3];
+    __builtin_memcpy(u, s, 12);
+    const uint32_t m6 = 0x3f3f3f3fu, m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    const uint32_t sc_lo = u[0] & m6;                                   /* sc[0..3] */
+    const uint32_t sc_hi = (u[2] & m4) | (((u[0] >> 6) & m2) << 4);     /* sc[4..7] */
+    const uint32_t mn_lo = u[1] & m6;                                   /* mn[0..3] */
+    const uint32_t mn_hi = ((u[2] >> 4) & m4) | (((u[1] >> 6) & m2) << 4); /* mn[4..7] */
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)mn_hi, (int)mn_lo, (int)sc_hi, (int)sc_lo));
+}
+
+/* Int16 lane k of v (k < 8, a constant) in all 16 lanes. */
+#define BCAST_I16(v, k) \
+    _mm256_shuffle_epi8(_mm256_permute2x128_si256((v), (v), 0x00), \
+                        _mm256_set1_epi16((short)(0x0100 * (2 * (k) + 1) + 2 * (k))))
+
 /* Sum of 8 floats: (hi128 + lo128), then pairs, as ggml's hsum_float_8. */
 FLUID_INLINE float hsum_f32x8(__m256 v)
 {
@@ -75,6 +96,33 @@ FLUID_INLINE __m256i dot_u8s8_i32(__m256i u, __m256i s)
     return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
 #else
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* dot_u8s8_i32(u1, s1) + dot_u8s8_i32(u2, s2), any unsigned bytes with
+ * the same int16 limit per product pair as dot_u8s8_i32. */
+FLUID_INLINE __m256i dot2_u8s8_i32(__m256i u1, __m256i s1, __m256i u2, __m256i s2)
+{
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
+#elif defined(__AVXVNNI__)
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u1, s1), u2, s2);
+#else
+    return _mm256_add_epi32(dot_u8s8_i32(u1, s1), dot_u8s8_i32(u2, s2));
+#endif
+}
+
+/* dot2_u8s8_i32 for nibbles u1, u2 <= 15: without VNNI the two maddubs
+ * int16 results are added before widening (each pair sum is at most
+ * 2 * 15 * 128, so their sum cannot saturate): one vpmaddwd, not two. */
+FLUID_INLINE __m256i dot2_u4s8_i32(__m256i u1, __m256i s1, __m256i u2, __m256i s2)
+{
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+    return dot2_u8s8_i32(u1, s1, u2, s2);
+#else
+    return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(u1, s1),
+                                              _mm256_maddubs_epi16(u2, s2)),
+                             _mm256_set1_epi16(1));
 #endif
 }
 
@@ -120,6 +168,33 @@ FLUID_INLINE __m256i madd_acc_i16(__m256i acc, __m256i a, __m256i b)
     return _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
 #endif
 }
+
+/* Byte j (j < 32) = 0xff if bit j of the little-endian u32 at p is set,
+ * else 0 (the fifth bits of Q5_0 / Q5_1, ggml bytes_from_bits_32). */
+FLUID_INLINE __m256i bits32_to_bytes(const uint8_t *p)
+{
+    const uint32_t b = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                       (uint32_t)p[3] << 24;
+    /* byte j holds bits byte j/8; OR-ing all bits but j % 8 leaves 0xff
+     * exactly when bit j % 8 is set */
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32((int)b),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+    const __m256i others = _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe);
+    return _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1));
+}
+
+/* 16 int16 lanes {s[2v] x8, s[2v+1] x8} from the 16 bytes s (v < 8, a
+ * constant after unrolling): the scales of the two sub-blocks of 16 that
+ * 32 consecutive weights span (Q2_K, Q3_K), lined up with the lanes of
+ * _mm256_maddubs_epi16 over those weights.  s_signed: bytes are int8. */
+FLUID_INLINE __m256i scale_pair_i16(__m128i s, int v, int s_signed)
+{
+    const __m128i pick = _mm_set_epi64x((long long)(0x0101010101010101ull * (uint64_t)(2 * v + 1)),
+                                        (long long)(0x0101010101010101ull * (uint64_t)(2 * v)));
+    const __m128i b = _mm_shuffle_epi8(s, pick);
+    return s_signed ? _mm256_cvtepi8_epi16(b) : _mm256_cvtepu8_epi16(b);
+}
 #endif /* FLUID_AVX2 */
 
 /*
@@ -158,7 +233,7 @@ FLUID_INLINE __m256i madd_acc_i16(__m256i acc, __m256i a, __m256i b)
     } while (0)
 
 /*
- * Row-tiled variant (Q4_0, Q8_0 on AVX2): TILE(a, r, t0, nt) computes rows
+ * Row-tiled variant (the 32-weight types on AVX2): TILE(a, r, t0, nt) computes rows
  * r..r+7 for tokens t0..t0+nt-1 with one row per vector lane; rows left
  * over at the end go through MM_LOOP with DOT.  Both must give identical
  * results for a row (same float operations in the same order).
@@ -183,6 +258,70 @@ FLUID_INLINE __m256i madd_acc_i16(__m256i acc, __m256i a, __m256i b)
             struct matmul_args rest_ = *ta_;                                 \
             rest_.row0 = tr_;                                                \
             MM_LOOP(&rest_, DOT);                                            \
+        }                                                                    \
+    } while (0)
+
+/*
+ * The loop of the x8-layout types (Q4_0, Q8_0; ops.h block_<t>x8): whole
+ * 8-row groups inside [row0, row1) go through TILE(a, r, t0, nt), which
+ * writes rows r..r+7 of Y for tokens t0..t0+nt-1; every other row (a
+ * range cut inside a group, or the GGUF-layout rows after the last group)
+ * through ROW(a, r, t0, nt, out), out[t] for t < nt.  Tokens go in groups
+ * of MM_NT; each call gets a constant nt, so always-inline TILE and ROW are
+ * specialised for it.  TILE and ROW must give identical results for a row.
+ */
+_Static_assert(MM_NT == 4, "MM_X8_LOOP dispatches nt = 1..4");
+#define MM_NT_CALL(F, NT, ...)                                               \
+    do {                                                                     \
+        if ((NT) == 4)                                                       \
+            F(__VA_ARGS__, 4);                                               \
+        else if ((NT) == 3)                                                  \
+            F(__VA_ARGS__, 3);                                               \
+        else if ((NT) == 2)                                                  \
+            F(__VA_ARGS__, 2);                                               \
+        else                                                                 \
+            F(__VA_ARGS__, 1);                                               \
+    } while (0)
+#define MM_ROW_STORE(A, ROW, R, T0, NT)                                      \
+    do {                                                                     \
+        float o_[MM_NT];                                                     \
+        ROW((A), (R), (T0), (NT), o_);                                       \
+        for (int k_ = 0; k_ < (NT); k_++)                                    \
+            (A)->y[(size_t)((T0) + k_) * (A)->ldy + (R)] = o_[k_];           \
+    } while (0)
+#define MM_X8_LOOP(A, TILE, ROW)                                             \
+    do {                                                                     \
+        const struct matmul_args *xa_ = (A);                                 \
+        const int whole_ = xa_->n_rows & ~7;                                 \
+        for (int r_ = xa_->row0; r_ < xa_->row1;) {                          \
+            const int grp_ = (r_ & 7) == 0 && r_ + 8 <= xa_->row1 && r_ + 8 <= whole_; \
+            for (int t_ = 0; t_ < xa_->n_tok; t_ += MM_NT) {                 \
+                const int nt_ = xa_->n_tok - t_ < MM_NT ? xa_->n_tok - t_ : MM_NT; \
+                if (grp_)                                                    \
+                    MM_NT_CALL(TILE, nt_, xa_, r_, t_);                      \
+                else                                                         \
+                    MM_NT_CALL(MM_ROW_STORE, nt_, xa_, ROW, r_, t_);         \
+            }                                                                \
+            r_ += grp_ ? 8 : 1;                                              \
+        }                                                                    \
+    } while (0)
+/* A TILE made of 8 ROW calls, for builds without a SIMD tile. */
+#define MM_TILE_BY_ROWS(A, ROW, R, T0, NT)                                   \
+    do {                                                                     \
+        for (int kr_ = 0; kr_ < 8; kr_++)                                    \
+            MM_ROW_STORE(A, ROW, (R) + kr_, T0, NT);                         \
+    } while (0)
+
+/* In-place x8 repacking of 8-row groups [G0, G1) (ops.h repack_<t>): copy
+ * the group's 8 GGUF rows to TMP, then PUT(group base, tmp, row bytes,
+ * blocks per row) writes the x8 blocks over them. */
+#define MM_X8_REPACK(W, ROW_BYTES, G0, G1, TMP, PUT)                         \
+    do {                                                                     \
+        uint8_t *w_ = (uint8_t *)(W);                                        \
+        for (int g_ = (G0); g_ < (G1); g_++) {                               \
+            uint8_t *grp_ = w_ + (size_t)g_ * 8 * (ROW_BYTES);               \
+            __builtin_memcpy((TMP), grp_, 8 * (ROW_BYTES));                  \
+            PUT(grp_, (const uint8_t *)(TMP), (ROW_BYTES));                  \
         }                                                                    \
     } while (0)
 

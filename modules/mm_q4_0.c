@@ -1,12 +1,16 @@
 /*
- * mm_q4_0.c - Q4_0 weights x Q8_0 activations (module "mm_q4_0").
+ * mm_q4_0.c - Q4_0 weights x Q8_0S activations (module "mm_q4_0").
  *
+ * Weights are in the 8-row interleaved layout (ops.h block_q4_0x8, made
+ * once at load by repack_q4_0), rows after the last whole group in GGUF's.
  * Per block of 32: v = nibble - 8; sumi = sum v * x.qs (exact int), then
  * sumf += (sumi * dw) * dx, blocks in order (ggml_vec_dot_q4_0_q8_0_generic).
- * The AVX2 path computes 8 rows at once, one row per float lane, with the
- * same float operations in the same order (no fma), so every ISA gives
- * bit-identical results.  Its integer part: unsigned nibbles times q8 with
- * maddubs (or vpdpbusd), lanes reduced per row, minus 8 * sum(q8).
+ * The AVX2 tile computes a group's 8 rows at once, one row per float lane,
+ * with the same float operations in the same order (no fma), so every ISA
+ * gives bit-identical results.  Its integer part: unsigned nibbles times
+ * q8 with maddubs (or vpdpbusd), rows j and j+4 side by side in one
+ * vector, three horizontal adds to the 8 row sums, minus 8 * sum(q8)
+ * (kept in the Q8_0S block).
  */
 #include "half.h"
 #include "mm_common.h"
@@ -14,7 +18,7 @@
 #pragma STDC FP_CONTRACT OFF
 
 /* y = d * (nibble - 8); byte j: weight j low, j+16 high
- * (ggml dequantize_row_q4_0). */
+ * (ggml dequantize_row_q4_0).  w: one GGUF-layout row (token_embd). */
 void dequant_q4_0(const void *w, float *y, int n)
 {
     const struct block_q4_0 *b = w;
@@ -27,25 +31,58 @@ void dequant_q4_0(const void *w, float *y, int n)
     }
 }
 
-/* One row, out[t] = dot(W row w, activation row t), t < nt (MM_LOOP). */
-FLUID_INLINE void dot_q4_0(const void *wv, const uint8_t *x, size_t xs, int n,
-                           int nt, float *out)
+/* One group: 8 GGUF rows in tmp (row_bytes apart) -> x8 blocks at g. */
+static void put_q4_0x8(uint8_t *g, const uint8_t *tmp, size_t row_bytes)
 {
-    const struct block_q4_0 *w = wv;
+    struct block_q4_0x8 *o = (struct block_q4_0x8 *)g;
+    for (size_t i = 0; i < row_bytes / sizeof(struct block_q4_0); i++, o++)
+        for (int k = 0; k < 8; k++) {
+            const struct block_q4_0 *b = (const struct block_q4_0 *)(tmp + k * row_bytes) + i;
+            o->d[k] = b->d;
+            __builtin_memcpy(o->qs[X8_J(k)][X8_S(k)], b->qs, QK4_0 / 2);
+        }
+}
+
+void repack_q4_0(void *w, size_t row_bytes, int g0, int g1, void *tmp)
+{
+    MM_X8_REPACK(w, row_bytes, g0, g1, tmp, put_q4_0x8);
+}
+
+/* Block i of row r: its scale and 16 quant bytes, in either layout. */
+FLUID_INLINE const uint8_t *row_block(const struct matmul_args *a, int r, int i, uint16_t *d)
+{
+    const uint8_t *w = a->w;
+    if (r < (a->n_rows & ~7)) {
+        const struct block_q4_0x8 *g =
+            (const struct block_q4_0x8 *)(w + (size_t)(r & ~7) * a->w_row_bytes) + i;
+        *d = g->d[r & 7];
+        return g->qs[X8_J(r)][X8_S(r)];
+    }
+    const struct block_q4_0 *b = (const struct block_q4_0 *)(w + (size_t)r * a->w_row_bytes) + i;
+    *d = b->d;
+    return b->qs;
+}
+
+/* Row r, out[t] = dot(W row r, activation row t0 + t), t < nt. */
+FLUID_INLINE void row_q4_0(const struct matmul_args *a, int r, int t0, int nt, float *out)
+{
+    const uint8_t *x = (const uint8_t *)a->x + (size_t)t0 * a->x_row_bytes;
     float sumf[MM_NT] = {0};
-    for (int i = 0; i < n / QK4_0; i++) {
+    for (int i = 0; i < a->n_in / QK4_0; i++) {
+        uint16_t dh;
+        const uint8_t *qs = row_block(a, r, i, &dh);
         int8_t v[QK4_0];
         for (int j = 0; j < QK4_0 / 2; j++) {
-            v[j] = (int8_t)((w[i].qs[j] & 0x0f) - 8);
-            v[j + QK4_0 / 2] = (int8_t)((w[i].qs[j] >> 4) - 8);
+            v[j] = (int8_t)((qs[j] & 0x0f) - 8);
+            v[j + QK4_0 / 2] = (int8_t)((qs[j] >> 4) - 8);
         }
-        const float dw = fp16_to_fp32(w[i].d);
+        const float dw = fp16_to_fp32(dh);
         for (int t = 0; t < nt; t++) {
-            const struct block_q8_0 *y = (const struct block_q8_0 *)(x + t * xs) + i;
+            const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * a->x_row_bytes) + i;
             int sumi = 0;
             for (int j = 0; j < QK4_0; j++)
                 sumi += v[j] * y->qs[j];
-            sumf[t] += sumi * dw * fp16_to_fp32(y->d);
+            sumf[t] += sumi * dw * y->d;
         }
     }
     for (int t = 0; t < nt; t++)
@@ -53,52 +90,51 @@ FLUID_INLINE void dot_q4_0(const void *wv, const uint8_t *x, size_t xs, int n,
 }
 
 #if defined(FLUID_AVX2)
-/* Rows r..r+7, tokens t0..t0+nt-1 (MM_TILE_LOOP). */
+/* Group rows r..r+7, tokens t0..t0+nt-1 (MM_X8_LOOP). */
 FLUID_INLINE void tile_q4_0(const struct matmul_args *a, int r, int t0, int nt)
 {
-    const size_t ws = a->w_row_bytes, xs = a->x_row_bytes;
-    const uint8_t *w = (const uint8_t *)a->w + (size_t)r * ws;
+    const size_t xs = a->x_row_bytes;
+    const struct block_q4_0x8 *g =
+        (const struct block_q4_0x8 *)((const uint8_t *)a->w + (size_t)r * a->w_row_bytes);
     const uint8_t *x = (const uint8_t *)a->x + (size_t)t0 * xs;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[MM_NT];
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
-    for (int i = 0; i < a->n_in / QK4_0; i++) {
-        __m256i u[8];   /* 32 nibbles per row in weight order */
-        for (int k = 0; k < 8; k++) {
-            const struct block_q4_0 *b = (const struct block_q4_0 *)(w + k * ws) + i;
-            const __m128i raw = _mm_loadu_si128((const __m128i *)b->qs);
-            u[k] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), m4);
+    for (int i = 0; i < a->n_in / QK4_0; i++, g++) {
+        __m256i lo[4], hi[4];   /* weights 0..15 / 16..31 of rows j | j+4 */
+        for (int j = 0; j < 4; j++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)g->qs[j]);
+            lo[j] = _mm256_and_si256(raw, m4);
+            hi[j] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
         }
-        const __m256 dw = load8_f16_scales(w + i * sizeof(struct block_q4_0), ws);
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g->d));
         for (int t = 0; t < nt; t++) {
-            const struct block_q8_0 *y = (const struct block_q8_0 *)(x + t * xs) + i;
+            const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * xs) + i;
             const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-            __m256i p[8];
-            for (int k = 0; k < 8; k++)
-                p[k] = dot_u8s8_i32(u[k], qy);
-            /* 8 * sum(qy) in every lane */
-            __m256i s = dot_u8s8_i32(one, qy);
-            s = _mm256_add_epi32(s, _mm256_permute2x128_si256(s, s, 1));
-            s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0x4e));
-            s = _mm256_add_epi32(s, _mm256_shuffle_epi32(s, 0xb1));
-            const __m256i sumi = _mm256_sub_epi32(reduce8_i32(p), _mm256_slli_epi32(s, 3));
+            const __m256i yl = _mm256_permute2x128_si256(qy, qy, 0x00);
+            const __m256i yh = _mm256_permute2x128_si256(qy, qy, 0x11);
+            __m256i p[4];
+            for (int j = 0; j < 4; j++)
+                p[j] = dot2_u4s8_i32(lo[j], yl, hi[j], yh);
+            const __m256i su = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]),
+                                                 _mm256_hadd_epi32(p[2], p[3]));
+            const __m256i sumi = _mm256_sub_epi32(su, _mm256_set1_epi32(y->sum * 8));
             const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw),
-                                           _mm256_set1_ps(fp16_to_fp32(y->d)));
+                                           _mm256_broadcast_ss(&y->d));
             acc[t] = _mm256_add_ps(acc[t], f);
         }
     }
     for (int t = 0; t < nt; t++)
         _mm256_storeu_ps(a->y + (size_t)(t0 + t) * a->ldy + r, acc[t]);
 }
+#else
+#define tile_q4_0(A, R, T0, NT) MM_TILE_BY_ROWS(A, row_q4_0, R, T0, NT)
 #endif
 
-/* Y[t][r] = W[r] . X[t] for Q4_0 W and Q8_0 X (ops.h struct matmul_args). */
+/* Y[t][r] = W[r] . X[t] for Q4_0 W (x8 layout) and Q8_0S X (ops.h struct
+ * matmul_args). */
 void mm_q4_0(const struct matmul_args *a)
 {
-#if defined(FLUID_AVX2)
-    MM_TILE_LOOP(a, tile_q4_0, dot_q4_0);
-#else
-    MM_LOOP(a, dot_q4_0);
-#endif
+    MM_X8_LOOP(a, tile_q4_0, row_q4_0);
 }

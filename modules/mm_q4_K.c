@@ -48,9 +48,8 @@ FLUID_INLINE void dot_q4_K(const void *wv, const uint8_t *x, size_t xs, int n,
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
-        uint8_t sc[8], mn[8];
-        unpack_scales_k4(w[i].scales, sc, mn);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        const __m256i sm = unpack_scales_k4_i16(w[i].scales);
+        const __m128i mins = _mm256_extracti128_si256(sm, 1);
         const float dw = fp16_to_fp32(w[i].d), dmw = fp16_to_fp32(w[i].dmin);
         __m256i isum[MM_NT];
         for (int t = 0; t < nt; t++)
@@ -59,8 +58,8 @@ FLUID_INLINE void dot_q4_K(const void *wv, const uint8_t *x, size_t xs, int n,
             const __m256i bits = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * g));
             const __m256i q4l = _mm256_and_si256(bits, m4);
             const __m256i q4h = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-            const __m256i scl = _mm256_set1_epi16(sc[2 * g]);
-            const __m256i sch = _mm256_set1_epi16(sc[2 * g + 1]);
+            const __m256i scl = BCAST_I16(sm, 2 * g);
+            const __m256i sch = BCAST_I16(sm, 2 * g + 1);
             for (int t = 0; t < nt; t++) {
                 const int8_t *q8 = ((const struct block_q8_K *)(x + t * xs) + i)->qs + 64 * g;
                 const __m256i q8l = _mm256_loadu_si256((const __m256i *)q8);

@@ -39,7 +39,8 @@
 #include "fluid/cpufeat.h"
 
 #define FLUID_MOD_MAGIC "FLUIDMOD"          /* 8 bytes, no NUL */
-#define FLUID_MOD_ABI_VERSION 2u          /* 2: text_bytes (W^X split) */
+#define FLUID_MOD_ABI_VERSION 3u          /* 2: text_bytes (W^X split); 3: Q4_0/Q8_0
+                                             x8 weight layout, matmul_args.n_rows */
 #define FLUID_MOD_PAGE 4096u                /* text/data split granularity */
 #define FLUID_MOD_HEADER_BYTES 512u
 #define FLUID_MOD_MAX_ENTRIES 24
@@ -64,7 +65,14 @@
     X(QUANT_Q8_0, "quantize_q8_0") X(QUANT_Q8_K, "quantize_q8_K")         \
     X(CONVERT_F16, "convert_f16") X(COPY_F32, "copy_f32")                 \
     X(RMSNORM, "rmsnorm") X(ROPE, "rope") X(SWIGLU, "swiglu") X(ADD, "add") \
-    X(ATTN_SCORES, "attn_scores") X(SOFTMAX, "softmax") X(ATTN_WSUM, "attn_wsum")
+    X(ATTN_SCORES, "attn_scores") X(SOFTMAX, "softmax") X(ATTN_WSUM, "attn_wsum") \
+    X(REPACK_Q4_0, "repack_q4_0") X(REPACK_Q8_0, "repack_q8_0") \
+    X(QUANT_Q8_0S, "quantize_q8_0s") \
+    X(MM_Q2_K, "mm_q2_K") X(MM_Q3_K, "mm_q3_K") X(MM_Q5_0, "mm_q5_0")    \
+    X(MM_Q4_1, "mm_q4_1") X(MM_Q5_1, "mm_q5_1")                          \
+    X(DQ_Q2_K, "dequant_q2_K") X(DQ_Q3_K, "dequant_q3_K")                 \
+    X(DQ_Q5_0, "dequant_q5_0") X(DQ_Q4_1, "dequant_q4_1")                 \
+    X(DQ_Q5_1, "dequant_q5_1") X(QUANT_Q8_1, "quantize_q8_1")
 
 enum fluid_op {
 #define FLUID_OP_ENUM(id, name) OP_##id,
@@ -165,12 +173,25 @@ _Static_assert(sizeof(struct fluid_mod_header) == FLUID_MOD_HEADER_BYTES, "modul
  * other slot (the previous generation) wins.  The valid slot with the
  * highest generation is the cache.  Writers always replace the slot that
  * does not hold the newest valid generation.
+ *
+ * A slot may also hold tuned choices (written by the kernel's `tune`,
+ * kernel/core/mod/tune.h; carried over by tools/pgo.py apply): after the
+ * module files, n_choices x struct fluid_cache_choice at choice_offset,
+ * covered by choice_sha256.  Each names, for one op, the module variant
+ * `tune` measured fastest on this machine (by the SHA-256 of its body, so
+ * it matches one module of the image's MODULES region or of this slot);
+ * the kernel runs it for that op when the CPU tag it was measured on is
+ * the booting CPU's.  choice_offset = n_choices = 0: no choices (every
+ * slot written before choices existed reads so: those bytes were
+ * reserved, zero).
  */
 #define FLUID_CACHE_MAGIC "FLUIDCCH"
 #define FLUID_CACHE_END_MAGIC "FLUIDEND"
 #define FLUID_CACHE_VERSION 1u
 #define FLUID_CACHE_MAX_ENTRIES 256
 #define FLUID_CACHE_TAG_BYTES 48
+#define FLUID_CACHE_MAX_CHOICES 64         /* >= OP_COUNT, room to append ops */
+#define FLUID_CACHE_CHOICE_ALIGN 64u       /* choice_offset alignment */
 
 /* Slot header, 512 bytes. */
 struct fluid_cache_slot {
@@ -187,7 +208,18 @@ struct fluid_cache_slot {
     uint64_t created_unix;         /* seconds since 1970 (informational) */
     char writer[64];               /* "fluid pgo.py ..." (informational) */
     char model_id[64];             /* model the plan was made for */
-    uint8_t reserved[300];
+    /* Tuned choices (0/0: none).  Byte offset from the slot start, after
+     * every module file, FLUID_CACHE_CHOICE_ALIGN aligned; the table ends
+     * before the trailer. */
+    uint32_t choice_offset;
+    uint32_t n_choices;            /* <= FLUID_CACHE_MAX_CHOICES */
+    uint8_t choice_sha256[32];     /* SHA-256 of the n_choices records */
+    char choice_tag[FLUID_CACHE_TAG_BYTES]; /* CPU tag `tune` ran on: the
+                                      choices apply to CPUs of this tag only */
+    char choice_cpu[48];           /* its CPUID brand string (informational) */
+    char choice_model_id[64];      /* model whose shapes were timed */
+    uint64_t choice_tsc_hz;        /* TSC rate of the cycle counts */
+    uint8_t reserved[92];
     uint32_t header_crc;           /* CRC-32 of bytes 0..507 */
 };
 
@@ -200,6 +232,25 @@ struct fluid_cache_entry {
     uint8_t sha256[32];            /* = the module header's body SHA-256 */
     uint32_t opt_level;
     uint32_t flags;
+};
+
+/* A tuned choice, 160 bytes: for op `op`, run the module whose body
+ * hashes to sha256 (name, march, opt_level and flags repeat its header,
+ * for messages).  Cycle counts are TSC cycles per workload unit (tune.h:
+ * one decode token plus one prefill token of this op's calls on the
+ * model's shapes), minima over repetitions. */
+struct fluid_cache_choice {
+    uint16_t op;                   /* enum fluid_op */
+    uint16_t reserved0;
+    uint32_t opt_level;            /* -O level of the chosen module */
+    char module[32];               /* its name */
+    char march[48];                /* its -march tag */
+    uint8_t sha256[32];            /* its body's SHA-256 */
+    uint32_t flags;                /* its FLUID_MOD_F_* flags */
+    uint32_t reserved1;
+    uint64_t cycles;               /* its measured cost */
+    uint64_t default_cycles;       /* what ran before tune chose, measured alike */
+    uint8_t reserved[16];
 };
 
 /* Commit record, the last 512 bytes of slot_bytes. */
@@ -215,5 +266,7 @@ struct fluid_cache_trailer {
 _Static_assert(sizeof(struct fluid_cache_slot) == 512, "slot header size");
 _Static_assert(sizeof(struct fluid_cache_entry) == 128, "registry entry size");
 _Static_assert(sizeof(struct fluid_cache_trailer) == 512, "trailer size");
+_Static_assert(sizeof(struct fluid_cache_choice) == 160, "choice size");
+_Static_assert(FLUID_CACHE_MAX_CHOICES >= OP_COUNT, "a choice per op");
 
 #endif

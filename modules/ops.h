@@ -22,14 +22,51 @@
 typedef uint16_t ggml_half; /* IEEE 754 binary16 bits */
 
 #define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
 #define QK8_0 32
+#define QK8_1 32
 #define QK_K 256
 #define K_SCALE_SIZE 12
 
 /* Q4_0: 32 weights, w = d * (nibble - 8); byte j: weight j low, j+16 high. */
 struct block_q4_0 { ggml_half d; uint8_t qs[QK4_0 / 2]; };
+/* Q4_1: 32 weights, w = d * nibble + m; nibbles as Q4_0. */
+struct block_q4_1 { ggml_half d, m; uint8_t qs[QK4_1 / 2]; };
+/* Q5_0: 32 weights, w = d * (q5 - 16); q5 = nibble (as Q4_0) | bit j of
+ * the little-endian u32 qh << 4, for weight j. */
+struct block_q5_0 { ggml_half d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; };
+/* Q5_1: 32 weights, w = d * q5 + m; q5 as Q5_0. */
+struct block_q5_1 { ggml_half d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; };
 /* Q8_0: 32 weights, w = d * q. */
 struct block_q8_0 { ggml_half d; int8_t qs[QK8_0]; };
+/* Q8_0S: Fluid's activation block for Q4_0 and Q8_0 weights: a Q8_0
+ * block (same q, same f16-rounded d) with d widened to float and the sum
+ * of q kept, so the dot products need neither conversion nor the sum per
+ * weight tile (ggml's block_q8_1 carries d * sum for the same reason). */
+struct block_q8_0s { float d; int32_t sum; int8_t qs[QK8_0]; };
+/* Q8_1: activation blocks for Q4_1/Q5_1 (never stored in GGUF):
+ * w = d * q; s = d * sum(q), both f16. */
+struct block_q8_1 { ggml_half d, s; int8_t qs[QK8_1]; };
+/* Q2_K: 256 weights in 16 sub-blocks of 16; scales[j] low nibble = scale,
+ * high nibble = min; w = d*scale*q2 - dmin*min.  Two halves of 128: in
+ * half h, weight 128h + 32k + l (k < 4, l < 32) is bits 2k..2k+1 of
+ * qs[32h + l]; its sub-block is 8h + 2k + l/16. */
+struct block_q2_K {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    ggml_half d, dmin;
+};
+/* Q3_K: 256 weights in 16 sub-blocks of 16, 6-bit signed scales (packed
+ * in 12 bytes, minus 32); w = d*scale*(q2 - 4*(1 - hbit)).  q2 as Q2_K;
+ * the high bit of weight 128h + 32k + l is bit 4h + k of hmask[l]. */
+struct block_q3_K {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    ggml_half d;
+};
 /* Q4_K: 256 weights in 8 sub-blocks of 32, 6-bit scales and mins. */
 struct block_q4_K {
     ggml_half d, dmin;
@@ -57,8 +94,43 @@ struct block_q8_K {
     int16_t bsums[QK_K / 16]; /* sum of each group of 16 qs */
 };
 
+/*
+ * Fluid's 8-row interleaved layouts for Q4_0 and Q8_0 matrices, made at
+ * model load by repack_q4_0 / repack_q8_0 (in place).  Rows [8g, 8g+8),
+ * for every whole group g < n_rows / 8, become one run of n_in / 32 "x8"
+ * blocks, block i holding block i of the 8 rows: the same bytes as the 8
+ * GGUF rows, so group g still starts at row 8g's offset and spans
+ * 8 * w_row_bytes.  Rows after the last whole group keep the GGUF layout.
+ * Why: a tile of 8 rows then reads one sequential stream (8 short row
+ * streams stall on DRAM latency), the 8 scales are one 16-byte load, and
+ * one 256-bit load holds rows j and j+4 (j < 4) side by side, so three
+ * horizontal adds give the 8 row sums in row order.  (The idea is
+ * llama.cpp's block_q4_0x8 repacking, ggml-cpu/repack.cpp; this layout is
+ * Fluid's own.)
+ */
+struct block_q4_0x8 {
+    ggml_half d[8];                  /* d[k]: scale of row k */
+    uint8_t qs[4][2][QK4_0 / 2];     /* qs[j][s]: the 16 bytes of row j + 4s */
+};
+struct block_q8_0x8 {
+    ggml_half d[8];
+    int8_t qs[4][2][2][QK8_0 / 2];   /* qs[j][h][s]: weights 16h..16h+15 of row j + 4s */
+};
+/* Where row r (r < n_rows & ~7) sits in its group: qs[X8_J(r)][X8_S(r)]. */
+#define X8_J(r) ((r) & 3)
+#define X8_S(r) (((r) >> 2) & 1)
+
 _Static_assert(sizeof(struct block_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(struct block_q4_0x8) == 8 * 18, "q4_0x8");
+_Static_assert(sizeof(struct block_q8_0x8) == 8 * 34, "q8_0x8");
 _Static_assert(sizeof(struct block_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(struct block_q8_0s) == 40, "q8_0s");
+_Static_assert(sizeof(struct block_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(struct block_q5_0) == 22, "q5_0");
+_Static_assert(sizeof(struct block_q5_1) == 24, "q5_1");
+_Static_assert(sizeof(struct block_q8_1) == 36, "q8_1");
+_Static_assert(sizeof(struct block_q2_K) == 84, "q2_K");
+_Static_assert(sizeof(struct block_q3_K) == 110, "q3_K");
 _Static_assert(sizeof(struct block_q4_K) == 144, "q4_K");
 _Static_assert(sizeof(struct block_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(struct block_q6_K) == 210, "q6_K");
@@ -75,15 +147,19 @@ struct fluid_services {
 /*
  * Activation formats.  For each weight type, llama.cpp converts the
  * activation row to a "vec_dot type" before the dot product:
- *   F32 -> F32, F16 -> F16, Q4_0/Q8_0 -> Q8_0, Q4_K/Q5_K/Q6_K -> Q8_K.
- * fluid_act_type() returns it; fluid_act_row_bytes() its row size.
+ *   F32 -> F32, F16 -> F16, Q4_0/Q5_0/Q8_0 -> Q8_0, Q4_1/Q5_1 -> Q8_1,
+ *   Q2_K/Q3_K/Q4_K/Q5_K/Q6_K -> Q8_K
+ * (ggml-cpu.c type_traits_cpu[].vec_dot_type); Fluid feeds Q4_0/Q8_0
+ * weights Q8_0S (the same Q8_0 values, see above).  kernel/core/llm/engine.c
+ * engine_act_op() picks the conversion op.
  */
 
 /*
  * Matrix product, shared signature for every weight type:
  *   Y[t * ldy + r] = dot(W row r, X row t)   for r in [row0, row1), t < n_tok
- * W: n_out rows of n_in weights, each row w_row_bytes long (the GGUF
- *    layout: ne = [n_in, n_out]).
+ * W: n_rows rows of n_in weights, each row w_row_bytes long (the GGUF
+ *    layout: ne = [n_in, n_rows]); Q4_0 and Q8_0 matrices in the 8-row
+ *    interleaved layout above (repack_<t> first).
  * X: n_tok activation rows already converted to the vec_dot type, each
  *    x_row_bytes long.
  * n_in must be a multiple of the weight type's block size.
@@ -99,6 +175,7 @@ struct matmul_args {
     int n_in;
     int row0, row1;   /* output rows to compute */
     int n_tok;
+    int n_rows;       /* rows of W in all (where its 8-row groups end) */
 };
 
 /* The services table the module was initialised with (modules/modrt.c).
@@ -120,6 +197,16 @@ void mm_q4_0(const struct matmul_args *a);
 void mm_q4_K(const struct matmul_args *a);
 void mm_q5_K(const struct matmul_args *a);
 void mm_q6_K(const struct matmul_args *a);
+void mm_q2_K(const struct matmul_args *a);   /* X: Q8_K */
+void mm_q3_K(const struct matmul_args *a);   /* X: Q8_K */
+void mm_q5_0(const struct matmul_args *a);   /* X: Q8_0 */
+void mm_q4_1(const struct matmul_args *a);   /* X: Q8_1 */
+void mm_q5_1(const struct matmul_args *a);   /* X: Q8_1 */
+/* Rewrite 8-row groups [g0, g1) of a GGUF-layout Q4_0 / Q8_0 matrix
+ * (rows of row_bytes) in place into the x8 layout; tmp holds
+ * 8 * row_bytes bytes.  Every group exactly once, before any mm_<t>. */
+void repack_q4_0(void *w, size_t row_bytes, int g0, int g1, void *tmp);
+void repack_q8_0(void *w, size_t row_bytes, int g0, int g1, void *tmp);
 void dequant_f32(const void *w, float *y, int n);
 void dequant_f16(const void *w, float *y, int n);
 void dequant_q8_0(const void *w, float *y, int n);
@@ -127,6 +214,11 @@ void dequant_q4_0(const void *w, float *y, int n);
 void dequant_q4_K(const void *w, float *y, int n);
 void dequant_q5_K(const void *w, float *y, int n);
 void dequant_q6_K(const void *w, float *y, int n);
+void dequant_q2_K(const void *w, float *y, int n);
+void dequant_q3_K(const void *w, float *y, int n);
+void dequant_q5_0(const void *w, float *y, int n);
+void dequant_q4_1(const void *w, float *y, int n);
+void dequant_q5_1(const void *w, float *y, int n);
 
 /* ---- Activation conversion (module "quantize"), n a multiple of the
  * block size.  Formulas: ggml's quantize_row_q8_0_ref / quantize_row_q8_K_ref. */
@@ -135,7 +227,12 @@ void quantize_q8_0(const float *x, void *y, int n);  /* y: n/32 block_q8_0 */
  * 127/amax, round half to even): what llama.cpp on AVX2 feeds its Q4_0
  * kernels (see tools/quants.py act_q8_0_avx). */
 void quantize_q8_0_x86(const float *x, void *y, int n);
+void quantize_q8_0s(const float *x, void *y, int n); /* y: n/32 block_q8_0s */
 void quantize_q8_K(const float *x, void *y, int n);  /* y: n/256 block_q8_K */
+/* Q8_1 as ggml's x86 SIMD quantize_row_q8_1 (what llama.cpp on AVX/AVX2
+ * feeds its Q4_1/Q5_1 kernels): per 32, d = amax/127, id = 127/amax,
+ * q = x*id rounded half to even, s = d * sum(q); d, s stored as f16. */
+void quantize_q8_1(const float *x, void *y, int n);  /* y: n/32 block_q8_1 */
 void convert_f16(const float *x, void *y, int n);    /* y: n ggml_half */
 void copy_f32(const float *x, void *y, int n);       /* y: n float */
 
@@ -153,11 +250,13 @@ void swiglu(float *out, const float *g, const float *u, int n);
 void add(float *y, const float *x, int n);
 
 /* ---- Attention for one query head over n_pos cached positions.
- * k, v: n_pos rows of head_dim floats, row j at k + j * stride. */
-void attn_scores(const float *q, const float *k, size_t stride, int n_pos,
+ * q: head_dim halves; k, v: n_pos rows of head_dim halves (the F16 KV
+ * cache), row j at k + j * stride halves.  p: n_pos floats, rounded to F16
+ * before use (llama.cpp's F16 KV path). */
+void attn_scores(const ggml_half *q, const ggml_half *k, size_t stride, int n_pos,
                  int head_dim, float scale, float *s);  /* s[j] = scale*q.k_j */
 void softmax(float *s, int n);                           /* in place */
-void attn_wsum(const float *p, const float *v, size_t stride, int n_pos,
+void attn_wsum(const float *p, const ggml_half *v, size_t stride, int n_pos,
                int head_dim, float *out);                /* out = sum p_j v_j */
 
 #endif

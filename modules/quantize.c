@@ -1,6 +1,6 @@
 /*
  * quantize.c - activation conversion to the vec_dot types (module
- * "quantize"): float rows -> Q8_0, Q8_K, F16 or F32 rows.
+ * "quantize"): float rows -> Q8_0, Q8_1, Q8_K, F16 or F32 rows.
  * Rounding follows llama.cpp's reference quantizers exactly (see each).
  */
 #include "half.h"
@@ -60,6 +60,23 @@ void quantize_q8_0(const float *x, void *y, int n)
     }
 }
 
+/* Q8_0S (ops.h block_q8_0s): the blocks quantize_q8_0 makes, with d
+ * widened to float after its f16 rounding (the value the dot products
+ * use) and the sum of the 32 q. */
+void quantize_q8_0s(const float *x, void *y, int n)
+{
+    struct block_q8_0s *b = y;
+    for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
+        struct block_q8_0 q;
+        quantize_q8_0(x, &q, QK8_0);
+        int sum = 0;
+        for (int j = 0; j < QK8_0; j++)
+            sum += b[i].qs[j] = q.qs[j];
+        b[i].d = fp16_to_fp32(q.d);
+        b[i].sum = sum;
+    }
+}
+
 /* Q8_0 as ggml's x86 SIMD quantize_row_q8_0 (AVX2/AVX-512 builds of
  * llama.cpp, also used with its repacked Q4_0 kernels): d = amax/127 as
  * above, but id = 127/amax and q rounded half to even. */
@@ -112,6 +129,30 @@ void quantize_q8_K(const float *x, void *y, int n)
             b[i].bsums[j] = (int16_t)sum;
         }
         b[i].d = 1.0f / iscale;
+    }
+}
+
+/* Q8_1 as ggml's x86 SIMD quantize_row_q8_1 (AVX/AVX2 builds of llama.cpp,
+ * the activations of its Q4_1 / Q5_1 kernels): per 32, d = amax/127,
+ * id = 127/amax, q = x * id rounded half to even (|q| <= 127), s = d *
+ * sum(q) in float; d and s stored as f16.  (quantize_row_q8_1_ref uses
+ * id = 1/d and roundf instead, as quantize_q8_0 does.)  An all-zero block
+ * gives d = s = 0, q = 0. */
+void quantize_q8_1(const float *x, void *y, int n)
+{
+    struct block_q8_1 *b = y;
+    for (int i = 0; i < n / QK8_1; i++, x += QK8_1) {
+        const float amax = block_amax(x);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < QK8_1; j++) {
+            const int q = nearest_int(x[j] * id);
+            b[i].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        b[i].d = fp32_to_fp16(d);
+        b[i].s = fp32_to_fp16(d * (float)sum);
     }
 }
 

@@ -105,15 +105,28 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def gen_model():
     """Make (once per session) a model with tools/make_model.py and return
-    its path: gen_model(preset, type)."""
+    its path: gen_model(preset, type, seed, extra=[make_model.py options,
+    e.g. "--set", "tokenizer.ggml.add_bos_token=false"])."""
     out_dir = BUILD / "test-models"
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    def make(preset="mini", qtype="Q4_0", seed=1):
-        out = out_dir / f"{preset}-{qtype}-s{seed}.gguf"
+    def make(preset="mini", qtype="Q4_0", seed=1, extra=(), quantizer="fluid"):
+        """extra: more make_model.py options; quantizer "llamacpp": converted by
+        llama.cpp itself (make_model.py --quantizer llamacpp; needs
+        node-llama-cpp's libraries)."""
+        tag = "" if quantizer == "fluid" else f"-{quantizer}"
+        if extra:   # the options, and any file they name (@FILE), make the name
+            import hashlib
+            h = hashlib.sha256("\0".join(extra).encode())
+            for a in extra:
+                if "=@" in a:
+                    h.update(Path(a.split("=@", 1)[1]).read_bytes())
+            tag += "-x" + h.hexdigest()[:12]
+        out = out_dir / f"{preset}-{qtype}-s{seed}{tag}.gguf"
         if not out.exists():
             subprocess.run([sys.executable, str(ROOT / "tools" / "make_model.py"), "--preset", preset,
-                            "--type", qtype, "--seed", str(seed), "-q", "-o", str(out) + ".tmp"], check=True)
+                            "--type", qtype, "--seed", str(seed), "--quantizer", quantizer, "-q", *extra,
+                            "-o", str(out) + ".tmp"], check=True)
             os.replace(str(out) + ".tmp", out)
         return out
 

@@ -185,7 +185,7 @@ class FluidSession:
         self.vm.close()
 
 
-def run_peer(model, threads, p, n, r, timeout):
+def run_peer(model, threads, p, n, r, timeout, ctx=0):
     """Run tools/peer/bench.mjs; returns (dict or None, reason or None)."""
     node = shutil.which("node")
     if not node:
@@ -193,7 +193,7 @@ def run_peer(model, threads, p, n, r, timeout):
     if not os.path.isdir(os.path.join(HERE, "peer", "node_modules", "node-llama-cpp")):
         return None, "node-llama-cpp is not installed in tools/peer (run tools/peer-deps.sh)"
     cmd = [node, PEER_SCRIPT, "--model", os.path.abspath(model), "--threads", str(threads),
-           "--pp", str(p), "--tg", str(n), "--reps", str(r)]
+           "--pp", str(p), "--tg", str(n), "--reps", str(r), "--ctx", str(ctx)]
     print("peer: " + " ".join(cmd), flush=True)
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
@@ -225,6 +225,38 @@ def fmt_stats(st):
     return "not measured" if st is None else "%.2f / %.2f / %.2f" % st
 
 
+def rss_of(pid):
+    """(VmRSS, VmHWM) of a process in bytes, from /proc."""
+    got = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "VmHWM"):
+                got[k] = int(v.split()[0]) * 1024
+    return got.get("VmRSS"), got.get("VmHWM")
+
+
+def memory_round(a, session, threads):
+    """Resident memory of both engines with the model loaded and a context
+    of --memory-ctx tokens: Fluid's hosted process after the rounds (its
+    context is the model's, capped by FLUID_CTX_DEFAULT), the peer after a
+    short run with that context.  One line of text, or None."""
+    parts = []
+    if session and hasattr(session.vm, "proc") and session.vm.name.startswith("fluid-hosted"):
+        ctx = re.search(r"ctx (\d+)", session.boot_log)
+        rss, hwm = rss_of(session.vm.proc.pid)
+        parts.append(f"Fluid {rss / 2**20:.0f} MiB resident (peak {hwm / 2**20:.0f}; hosted, n_ctx "
+                     f"{ctx[1] if ctx else '?'}, F16 KV)")
+    if not a.no_peer:
+        peer, err = run_peer(a.model, threads, 16, 16, 1, a.timeout, ctx=a.memory_ctx)
+        if peer and peer.get("rss_bytes"):
+            parts.append(f"peer {peer['rss_bytes'] / 2**20:.0f} MiB resident (n_ctx {peer.get('context_size')}, "
+                         f"F16 KV; node alone {peer['rss_start_bytes'] / 2**20:.0f} MiB of it)")
+        elif err:
+            parts.append(f"peer not measured: {err}")
+    return "memory: " + "; ".join(parts) if parts else None
+
+
 def choose_target(forced):
     """hosted (native) unless QEMU can run at hardware speed (usable KVM)."""
     from fluidvm import kvm_usable
@@ -247,6 +279,10 @@ def main(argv=None):
     ap.add_argument("--boot-timeout", type=float, default=1800)
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="for Fluid's bench command and for the peer")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--ttft", type=int, default=64,
+                    help="prompt length of the time-to-first-token test run in every round (0: none)")
+    ap.add_argument("--memory-ctx", type=int, default=2048,
+                    help="context of the resident-memory comparison after the rounds (0: none)")
     a = ap.parse_args(argv)
 
     from fluidvm import kvm_usable
@@ -271,6 +307,7 @@ def main(argv=None):
 
     fluid_err, peer_err = None, "skipped (--no-peer)" if a.no_peer else None
     rounds = {"fluid": {"pp": [], "tg": []}, "peer": {"pp": [], "tg": []}}
+    ttft = {"fluid": [], "peer": []}     # ms: the prefill of --ttft tokens, whose logits give token 1
     last_fluid, peer_bytes, session = None, None, None
     cpu = None
     try:
@@ -287,6 +324,9 @@ def main(argv=None):
                     last_fluid = session.bench(a.p, a.n, 1, a.timeout)
                     for k in ("pp", "tg"):
                         rounds["fluid"][k].append(last_fluid[k]["mean"] if last_fluid.get(k) else None)
+                    if a.ttft:
+                        t = session.bench(a.ttft, 0, 1, a.timeout)
+                        ttft["fluid"].append(1000 * a.ttft / t["pp"]["mean"] if t.get("pp") else None)
                 except Exception as e:
                     fluid_err = f"{type(e).__name__}: {e}"
                     print(f"bench: Fluid failed: {fluid_err}")
@@ -301,6 +341,10 @@ def main(argv=None):
                     peer_bytes = peer.get("model_bytes")
                     for k in ("pp", "tg"):
                         rounds["peer"][k].append(peer[k]["mean"] if peer.get(k) else None)
+                    if a.ttft:
+                        t, _ = run_peer(a.model, threads, a.ttft, 0, 1, a.timeout)
+                        ttft["peer"].append(1000 * a.ttft / t["pp"]["mean"] if t and t.get("pp") else None)
+        mem = memory_round(a, session, threads) if a.memory_ctx else None
     finally:
         if session:
             session.close()
@@ -325,6 +369,13 @@ def main(argv=None):
         print(f"ratio Fluid/peer, {label}: " + (f"{rm:.3f} (of the medians, as in BENCH)" if rm else "n/a")
               + ("; round by round median %.3f, min %.3f, max %.3f over %d rounds" % (rr[1], rr[0], rr[2], len(pair))
                  if rr else ""))
+    if a.ttft:
+        sf, sp = stats(ttft["fluid"]), stats(ttft["peer"])
+        print(f"time to first token, {a.ttft}-token prompt (ms, min / median / max): Fluid "
+              f"{fmt_stats(sf)}, peer {fmt_stats(sp)}"
+              + (f"; ratio Fluid/peer {sf[1] / sp[1]:.3f} (of the medians)" if sf and sp else ""))
+    if mem:
+        print(mem)
     if last_fluid and last_fluid.get("bw_gbs") is not None:
         print(f"Fluid decode moves {last_fluid['decode_gbs']:.2f} GB/s of weights against a measured read bandwidth "
               f"of {last_fluid['bw_gbs']:.2f} GB/s ({last_fluid['bw_cores']} cores): {last_fluid['decode_pct']:.0f}% "

@@ -10,7 +10,10 @@ PGO loop and the tests all use it.
 - hosted: the same image run by build/fluid-hosted (plat/hosted), a Linux
   process at native speed; the terminal is the console.
 
-    fluidvm.py run build/fluid.img [--hosted] [--mem 3G] [--smp N] [--accel kvm|tcg]
+    fluidvm.py run build/fluid.img [--hosted] [--mem 3G] [--smp N] [--accel kvm|tcg] [-c N]
+
+-c/--ctx-size N: the context size in tokens, as llama.cpp's (0: the
+model's context_length): hosted's -c N, QEMU's fw_cfg opt/fluid/ctx-size.
 
 Tests use boot(): a Target driven over pipes, in test mode (QEMU: fw_cfg
 opt/fluid/test=1 plus isa-debug-exit; hosted: --test), so on both a clean
@@ -54,18 +57,30 @@ def kvm_usable():
     return bool(flags & {"vmx", "svm"})
 
 
-def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=(), disk="virtio"):
+def qemu_args(image, mem="3G", smp=None, accel=None, test=False, extra=(), disk="virtio", drive_opts="",
+              device_opts=""):
     """QEMU's argument list.  disk="virtio": i440fx machine with the image as
     a virtio-blk disk; disk="ahci": q35 machine with the image as a SATA
-    disk on its AHCI controller (the bare-metal path)."""
+    disk on its AHCI controller (the bare-metal path); disk="usb": q35 with
+    the image as a USB stick (xHCI) the firmware boots from, which the
+    kernel has no driver for (README "Bare metal").  Tests: drive_opts
+    (",throttling.bps-write=10") extend the -drive, device_opts
+    (",queue-size=4") the virtio-blk-pci device; `image` may name a QEMU
+    protocol ("blkdebug:RULES:IMG")."""
     accel = accel or ("kvm" if kvm_usable() else "tcg")
     cpu = "host,-arch-capabilities" if accel == "kvm" else "max"
     smp = smp or os.cpu_count() or 1
     if disk == "ahci":
-        drive = ["-machine", "q35", "-drive", f"file={image},format=raw,if=none,id=d0",
+        drive = ["-machine", "q35", "-drive", f"file={image},format=raw,if=none,id=d0{drive_opts}",
                  "-device", "ide-hd,drive=d0,bus=ide.0"]
+    elif disk == "usb":
+        drive = ["-machine", "q35", "-device", "qemu-xhci", "-drive", f"file={image},format=raw,if=none,id=d0",
+                 "-device", "usb-storage,drive=d0,bootindex=0"]
+    elif device_opts:
+        drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=none,id=d0{drive_opts}",
+                 "-device", f"virtio-blk-pci,drive=d0{device_opts}"]
     else:
-        drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=virtio"]
+        drive = ["-machine", "pc", "-drive", f"file={image},format=raw,if=virtio{drive_opts}"]
     args = [QEMU, *drive, "-accel", accel, "-cpu", cpu,
             "-m", str(mem), "-smp", str(smp),
             "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -196,15 +211,18 @@ class Target:
 
 
 class FluidVM(Target):
-    """The unikernel in QEMU (plat/pc)."""
+    """The unikernel in QEMU (plat/pc).  wait_prompt=False for images that
+    must stop before the prompt (a boot stage halts after its message)."""
 
     name = "QEMU"
 
-    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio"):
-        args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk)
+    def __init__(self, image, mem="3G", smp=None, accel=None, extra=(), boot_timeout=120, disk="virtio",
+                 drive_opts="", device_opts="", wait_prompt=True):
+        args = qemu_args(image, mem, smp, accel, test=True, extra=extra, disk=disk, drive_opts=drive_opts,
+                         device_opts=device_opts)
         args += ["-serial", "stdio", "-monitor", "none"]
         self.accel = accel or ("kvm" if kvm_usable() else "tcg")
-        self._start(args, boot_timeout)
+        self._start(args, boot_timeout, wait_prompt)
 
 
 class FluidHosted(Target):
@@ -226,11 +244,10 @@ def boot(image, target="hosted", **kw):
     """Boot `image` on `target` ("hosted" or "qemu") in test mode."""
     if target == "qemu":
         kw.pop("stay", None)
-        kw.pop("wait_prompt", None)
         return FluidVM(str(image), **kw)
     if target == "hosted":
-        kw.pop("accel", None)
-        kw.pop("disk", None)
+        for k in ("accel", "disk", "drive_opts", "device_opts"):
+            kw.pop(k, None)
         return FluidHosted(str(image), **kw)
     raise ValueError(f"unknown target {target!r} (one of {TARGETS})")
 
@@ -254,16 +271,19 @@ def main():
     r.add_argument("--mem", default="3G")
     r.add_argument("--smp", type=int)
     r.add_argument("--accel", choices=["kvm", "tcg"])
-    r.add_argument("--disk", choices=["virtio", "ahci"], default="virtio")
+    r.add_argument("--disk", choices=["virtio", "ahci", "usb"], default="virtio")
+    r.add_argument("-c", "--ctx-size", type=int, help="context size in tokens (0: the model's context_length)")
     a = ap.parse_args()
+    ctx = [] if a.ctx_size is None else [str(a.ctx_size)]
     if not os.path.exists(a.image):
         sys.exit(f"fluidvm: {a.image} does not exist (run `make image`)")
     if a.hosted:
-        args = hosted_args(a.image, a.mem, a.smp)
+        args = hosted_args(a.image, a.mem, a.smp, extra=["-c", *ctx] if ctx else ())
         print("fluidvm: " + " ".join(args), file=sys.stderr)
         print("fluidvm: leave with poweroff or Ctrl-D", file=sys.stderr)
         os.execv(args[0], args)
-    args = qemu_args(a.image, a.mem, a.smp, a.accel, disk=a.disk)
+    args = qemu_args(a.image, a.mem, a.smp, a.accel, disk=a.disk,
+                     extra=["-fw_cfg", f"name=opt/fluid/ctx-size,string={ctx[0]}"] if ctx else ())
     args += ["-serial", "mon:stdio"]
     print("fluidvm: " + " ".join(args), file=sys.stderr)
     print("fluidvm: leave QEMU with Ctrl-A then X", file=sys.stderr)

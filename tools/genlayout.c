@@ -64,7 +64,8 @@ static const struct constant constants[] = {
     NUM(FLUID_MOD_FILE_ALIGN), STR(FLUID_MOD_INIT_SYMBOL), NUM(OP_COUNT), NUM(FLUID_SHAPE_ID_MAX),
     NUM(FLUID_MOD_F_BASELINE), NUM(FLUID_MOD_F_SHAPED), NUM(FLUID_MOD_F_ISA),
     STR(FLUID_CACHE_MAGIC), STR(FLUID_CACHE_END_MAGIC), NUM(FLUID_CACHE_VERSION),
-    NUM(FLUID_CACHE_MAX_ENTRIES), NUM(FLUID_CACHE_TAG_BYTES),
+    NUM(FLUID_CACHE_MAX_ENTRIES), NUM(FLUID_CACHE_TAG_BYTES), NUM(FLUID_CACHE_MAX_CHOICES),
+    NUM(FLUID_CACHE_CHOICE_ALIGN),
     /* smp/trampoline.h */
     ADDR(SMP_TRAMPOLINE_ADDR), ADDR(SMP_TRAMPOLINE_MAX),
 };
@@ -76,6 +77,16 @@ static const char *const ops[] = {
 #undef FLUID_OP_NAME
 };
 _Static_assert(sizeof ops / sizeof ops[0] == OP_COUNT, "op names");
+
+/* Model-shape constant id -> name (FLUID_SHAPE_LIST). */
+static const struct {
+    int id;
+    const char *name;
+} shapes[] = {
+#define FLUID_SHAPE_ROW(id, num, name) { num, name },
+    FLUID_SHAPE_LIST(FLUID_SHAPE_ROW)
+#undef FLUID_SHAPE_ROW
+};
 
 struct field {
     const char *name;
@@ -110,6 +121,7 @@ struct layout {
 #define CS struct fluid_cache_slot
 #define CE struct fluid_cache_entry
 #define CT struct fluid_cache_trailer
+#define CC struct fluid_cache_choice
 #define SB struct smp_boot_slot
 static const struct layout layouts[] = {
     LAYOUT("REGION", R, "FLUID_IMAGE_H",
@@ -132,7 +144,12 @@ static const struct layout layouts[] = {
     LAYOUT("CACHE_SLOT", CS, "FLUID_MODULE_ABI_H",
            F(CS, magic), F(CS, version), F(CS, header_bytes), F(CS, generation), F(CS, slot_bytes),
            F(CS, n_entries), F(CS, registry_offset), F(CS, registry_bytes), F(CS, registry_sha256),
-           F(CS, created_unix), F(CS, writer), F(CS, model_id), F(CS, reserved), F(CS, header_crc)),
+           F(CS, created_unix), F(CS, writer), F(CS, model_id), F(CS, choice_offset), F(CS, n_choices),
+           F(CS, choice_sha256), F(CS, choice_tag), F(CS, choice_cpu), F(CS, choice_model_id),
+           F(CS, choice_tsc_hz), F(CS, reserved), F(CS, header_crc)),
+    LAYOUT("CACHE_CHOICE", CC, "FLUID_MODULE_ABI_H",
+           F(CC, op), F(CC, reserved0), F(CC, opt_level), F(CC, module), F(CC, march), F(CC, sha256),
+           F(CC, flags), F(CC, reserved1), F(CC, cycles), F(CC, default_cycles), F(CC, reserved)),
     LAYOUT("CACHE_ENTRY", CE, "FLUID_MODULE_ABI_H",
            F(CE, tag), F(CE, name), F(CE, offset), F(CE, bytes), F(CE, sha256), F(CE, opt_level),
            F(CE, flags)),
@@ -263,6 +280,10 @@ static void gen_py(void)
     for (size_t i = 0; i < COUNT(ops); i++)
         printf("    \"%s\",\n", ops[i]);
     printf(")\n\n");
+    printf("SHAPES = {  # shape constant id -> name (module header, -DFLUID_SHAPE_<NAME>)\n");
+    for (size_t i = 0; i < COUNT(shapes); i++)
+        printf("    %d: \"%s\",\n", shapes[i].id, shapes[i].name);
+    printf("}\n\n");
     for (size_t i = 0; i < COUNT(layouts); i++) {
         const struct layout *l = &layouts[i];
         printf("%s = Struct(\"%s\", %zu, {\n", l->prefix, l->ctype, l->size);

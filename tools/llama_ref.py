@@ -4,9 +4,9 @@ CPU backend computes it (see shared/REFERENCE.md):
 
   - weights are dequantized with tools/quants.py;
   - the input row of every matrix product is first rounded the way llama.cpp
-    quantizes it for that weight type (Q8_0 blocks for Q4_0/Q8_0 weights, with the
-    rounding variant of each, see quants.quantize_activation; Q8_K for K-quants;
-    F16 for F16 weights), then dot products are taken in float64
+    quantizes it for that weight type (Q8_0 blocks for Q4_0/Q5_0/Q8_0 weights, with
+    the rounding variant of each, see quants.quantize_activation; Q8_1 for Q4_1/Q5_1;
+    Q8_K for K-quants; F16 for F16 weights), then dot products are taken in float64
     (llama.cpp does exact integer sums times scales; only summation order differs);
   - RMSNorm: sum of squares in double, scale 1/sqrtf(mean + eps) in float32;
   - RoPE on adjacent pairs (x[2i], x[2i+1]); theta_scale = base ** (-2/n_rot) in

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "fluid/crc32.h"
 #include "fluid/image.h"
+#include "fluid/image_check.h"
 
 #define SECTOR FLUID_SECTOR_BYTES
 #define ALIGN_BYTES ((uint64_t)FLUID_REGION_ALIGN_SECTORS * SECTOR)
@@ -144,6 +145,11 @@ static int build(const char *out_path, const char *paths[FLUID_REGION_COUNT], co
     }
     h.image_sectors = next / SECTOR;
     header_crc(&h);
+    int where;
+    enum fluid_image_fault f = fluid_image_check(&h, 0, &where);
+    if (f != FLUID_IMG_OK)   /* what no reader would accept is never written */
+        die("internal error: the header fails its own check (region %s): %s",
+            where >= 0 ? fluid_region_name(where) : "none", fluid_image_fault_text(f));
     set_partition(mbr, h.image_sectors);
     if (fseeko(out, 0, SEEK_SET) != 0 || fwrite(mbr, 1, SECTOR, out) != SECTOR ||
         fwrite(&h, 1, SECTOR, out) != SECTOR)
@@ -155,14 +161,24 @@ static int build(const char *out_path, const char *paths[FLUID_REGION_COUNT], co
     return 0;
 }
 
+/* Read and check the header as stage 2 does (fluid_image_check, with the
+ * file's size as the disk's); dies naming the fault. */
 static int read_header(FILE *f, struct fluid_image_header *h, const char *path)
 {
     if (fseeko(f, (off_t)FLUID_HEADER_LBA * SECTOR, SEEK_SET) != 0 || fread(h, 1, sizeof *h, f) != sizeof *h)
         die("%s: too short to be a Fluid image%s", path, "");
-    if (memcmp(h->magic, FLUID_IMAGE_MAGIC, 8) != 0 || h->version != FLUID_IMAGE_VERSION)
-        die("%s: not a Fluid image (bad magic or version)%s", path, "");
-    if (crc32_update(0, h, offsetof(struct fluid_image_header, header_crc)) != h->header_crc)
-        die("%s: image header checksum mismatch%s", path, "");
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0)
+        die("cannot stat %s: %s", path, strerror(errno));
+    int where;
+    enum fluid_image_fault fault = fluid_image_check(h, (uint64_t)st.st_size / SECTOR, &where);
+    if (fault != FLUID_IMG_OK) {
+        char why[160];
+        snprintf(why, sizeof why, "%s%s%s", where >= 0 ? "image header: the " : "",
+                 where >= 0 ? fluid_region_name(where) : "", where >= 0 ? " region " : "");
+        snprintf(why + strlen(why), sizeof why - strlen(why), "%s", fluid_image_fault_text(fault));
+        die("%s: %s", path, why);
+    }
     return 0;
 }
 
@@ -193,6 +209,7 @@ static int info(const char *img)
     struct fluid_image_header h;
     read_header(f, &h, img);
     static const char *names[FLUID_REGION_COUNT] = { "stage2", "kernel", "modules", "cache", "model" };
+    /* model_name is NUL-terminated: read_header checked it. */
     printf("image: %llu sectors, model '%s'\n", (unsigned long long)h.image_sectors, h.model_name);
     for (int r = 0; r < FLUID_REGION_COUNT; r++)
         printf("%-8s lba %-10llu bytes %-12llu sectors %-10u crc32 %08x%s\n", names[r],

@@ -54,9 +54,20 @@ struct blkdev {
     /* Read `bytes` (a multiple of 512) at `lba` into `buf`.  Returns 0 or a
      * negative BLK_E* code. */
     int (*read)(struct blkdev *d, uint64_t lba, void *buf, uint64_t bytes);
-    /* Write likewise and make it durable before returning (NULL: the
-     * driver cannot write). */
+    /* Write likewise and make it durable before returning: the data is on
+     * stable media, past any volatile write cache (virtio-blk: T_OUT then
+     * T_FLUSH; AHCI: WRITE DMA EXT then FLUSH CACHE EXT; hosted: pwrite
+     * then fdatasync).  Returns 0 or a negative BLK_E* code; after an
+     * error, any part of the range may or may not have been written.
+     * NULL: the disk cannot be written (read_only says why). */
     int (*write)(struct blkdev *d, uint64_t lba, const void *buf, uint64_t bytes);
+    const char *read_only;       /* why write is NULL ("the device is read-only"), or NULL */
+    /* One line saying what the last failed read or write ran into
+     * ("WRITE DMA EXT at LBA 8200: ATA status 0x51 error 0x04"), set by
+     * the pc drivers and the hosted write path when they return an error
+     * (callers clear it before a call; "" after an error: use
+     * blk_strerror). */
+    char error[160];
     void *priv;
 };
 
@@ -64,6 +75,23 @@ struct blkdev {
 #define BLK_ERANGE -2     /* past the end of the disk */
 #define BLK_EARG -3       /* length not a multiple of 512 */
 #define BLK_ETIMEOUT -4   /* the device did not answer in time */
+#define BLK_EDEAD -5      /* the device failed earlier and was disabled */
+#define BLK_EROFS -6      /* the disk cannot be written */
+
+/* "I/O error", "past the end of the disk", ... for a BLK_E* code. */
+static inline const char *blk_strerror(int err)
+{
+    switch (err) {
+    case 0: return "no error";
+    case BLK_EIO: return "I/O error";
+    case BLK_ERANGE: return "past the end of the disk";
+    case BLK_EARG: return "length not a multiple of 512";
+    case BLK_ETIMEOUT: return "the device did not answer in time";
+    case BLK_EDEAD: return "the device was disabled after an earlier failure";
+    case BLK_EROFS: return "the disk cannot be written";
+    default: return "unknown error";
+    }
+}
 
 /* The disk holding the image, or NULL (after printing why). */
 struct blkdev *plat_boot_disk(void);
@@ -131,6 +159,14 @@ void plat_code_free(void *p, uint64_t bytes);
 void plat_pmu_init(void);
 /* Current counts of this CPU's four events (0 for absent ones). */
 void plat_pmu_read(uint64_t v[4]);
+
+/* ---- boot options ---- */
+
+/* The context size (tokens) asked for at boot, as llama.cpp's -c/--ctx-size:
+ * hosted: -c N / --ctx-size N; pc: QEMU's -fw_cfg name=opt/fluid/ctx-size,
+ * string=N.  0 means the model's context_length; -1 that none was asked
+ * (the core's default, FLUID_CTX_DEFAULT, applies). */
+int plat_boot_ctx_size(void);
 
 /* ---- power and test mode ---- */
 

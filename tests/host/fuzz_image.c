@@ -24,7 +24,12 @@ static uint32_t chunked_crc(const uint8_t *p, size_t n)
     return crc;
 }
 
-#define LBA_MODEL (FLUID_HEADER_LBA + 1)
+/* After the header: one zero sector each for stage 2 and the kernel (the
+ * header check wants both non-empty; the hosted platform boots neither),
+ * then the model. */
+#define LBA_STAGE2 (FLUID_HEADER_LBA + 1)
+#define LBA_KERNEL (FLUID_HEADER_LBA + 2)
+#define LBA_MODEL (FLUID_HEADER_LBA + 3)
 
 uint64_t fuzz_image_bytes(size_t n)
 {
@@ -43,6 +48,8 @@ void fuzz_image_wrap(const uint8_t *gguf, size_t n, enum fuzz_image_crc crc, uin
     h.version = FLUID_IMAGE_VERSION;
     h.header_bytes = sizeof h;
     h.image_sectors = lba + sectors;
+    h.region[FLUID_REGION_STAGE2] = (struct fluid_region){ .lba = LBA_STAGE2, .bytes = S, .sectors = 1 };
+    h.region[FLUID_REGION_KERNEL] = (struct fluid_region){ .lba = LBA_KERNEL, .bytes = S, .sectors = 1 };
     struct fluid_region *r = &h.region[FLUID_REGION_MODEL];
     r->lba = lba;
     r->bytes = n;

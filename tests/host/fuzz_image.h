@@ -1,9 +1,10 @@
 /*
  * fuzz_image.h - the smallest image the kernel boots around a GGUF file:
  * sector 0 zero (no stage 1: nothing here is booted by a BIOS), the image
- * header at LBA FLUID_HEADER_LBA, the file as the model region from the
- * next sector on, zero-padded to whole sectors.  No stage 2, kernel,
- * modules or cache region (all bytes 0).  The header fields are those
+ * header at LBA FLUID_HEADER_LBA, one zero sector each as the stage 2 and
+ * kernel regions (fluid_image_check wants them non-empty; the hosted
+ * platform and the fuzzer boot neither), then the file as the model
+ * region, zero-padded to whole sectors.  No modules or cache region.  The header fields are those
  * tools/mkimage.c writes (magic, version, header_bytes, image_sectors,
  * model_name, header CRC); the region is only packed tighter (mkimage puts
  * regions on 1 MiB boundaries, which the kernel does not require).

@@ -282,6 +282,7 @@ void plat_code_free(void *p, uint64_t bytes) { plat_free(p, bytes); }
 
 void plat_pmu_init(void) {}
 void plat_pmu_read(uint64_t v[4]) { memset(v, 0, 4 * sizeof v[0]); }
+int plat_boot_ctx_size(void) { return -1; }   /* none asked: the default context */
 int plat_test_mode(void) { return 1; }
 void plat_power_off(void) { die("plat_power_off on the load path"); for (;;) {} }
 void plat_reboot(void) { die("plat_reboot on the load path"); for (;;) {} }

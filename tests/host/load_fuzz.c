@@ -26,7 +26,7 @@
  * on tests/host/fuzz_plat.c.  Work per input is bounded by what the kernel
  * itself enforces: tensors lie inside the file and do not overlap (so one
  * forward pass reads at most the input once), the context is the model's
- * (at most FLUID_CTX_MAX), memory is FUZZ_MEM_BUDGET as --mem is on hosted,
+ * (at most FLUID_CTX_DEFAULT), memory is FUZZ_MEM_BUDGET as --mem is on hosted,
  * and the forward pass takes FEED_TOKENS tokens.
  *
  * Besides the sanitizers, each input must keep these promises (else abort):
@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dlfcn.h>
 #include "fluid/image.h"
 #include "fuzz_image.h"
 #include "fuzz_plat.h"
@@ -63,31 +64,20 @@
 
 const struct fluid_services *fluid_svc;   /* modules/modrt.c's, for the linked-in modules */
 
-/* Every op's function, by the op's name (= its symbol, module_abi.h). */
-static const struct { int op; const char *name; void *fn; } ops[] = {
-    { OP_MM_F32, "mm_f32", mm_f32 }, { OP_MM_F16, "mm_f16", mm_f16 }, { OP_MM_Q8_0, "mm_q8_0", mm_q8_0 },
-    { OP_MM_Q4_0, "mm_q4_0", mm_q4_0 }, { OP_MM_Q4_K, "mm_q4_K", mm_q4_K }, { OP_MM_Q5_K, "mm_q5_K", mm_q5_K },
-    { OP_MM_Q6_K, "mm_q6_K", mm_q6_K },
-    { OP_DQ_F32, "dequant_f32", dequant_f32 }, { OP_DQ_F16, "dequant_f16", dequant_f16 },
-    { OP_DQ_Q8_0, "dequant_q8_0", dequant_q8_0 }, { OP_DQ_Q4_0, "dequant_q4_0", dequant_q4_0 },
-    { OP_DQ_Q4_K, "dequant_q4_K", dequant_q4_K }, { OP_DQ_Q5_K, "dequant_q5_K", dequant_q5_K },
-    { OP_DQ_Q6_K, "dequant_q6_K", dequant_q6_K },
-    { OP_QUANT_Q8_0, "quantize_q8_0", quantize_q8_0 }, { OP_QUANT_Q8_K, "quantize_q8_K", quantize_q8_K },
-    { OP_CONVERT_F16, "convert_f16", convert_f16 }, { OP_COPY_F32, "copy_f32", copy_f32 },
-    { OP_RMSNORM, "rmsnorm", rmsnorm }, { OP_ROPE, "rope", rope }, { OP_SWIGLU, "swiglu", swiglu },
-    { OP_ADD, "add", add }, { OP_ATTN_SCORES, "attn_scores", attn_scores }, { OP_SOFTMAX, "softmax", softmax },
-    { OP_ATTN_WSUM, "attn_wsum", attn_wsum },
-};
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     fluid_svc = &kernel_services;
     optab_init();
-    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-        CHECK(strcmp(optab[ops[i].op].name, ops[i].name) == 0);
-        optab[ops[i].op].fn = ops[i].fn;
-        optab[ops[i].op].variant = "linked";
+    /* Every op's function is the module symbol of the op's name
+     * (module_abi.h), linked in and exported (-rdynamic): no table here
+     * to fall behind the op list. */
+    for (int i = 0; i < OP_COUNT; i++) {
+        optab[i].fn = dlsym(RTLD_DEFAULT, optab[i].name);
+        if (!optab[i].fn)
+            fprintf(stderr, "load_fuzz: op %s is not linked in (modules/*.c)\n", optab[i].name);
+        CHECK(optab[i].fn != NULL);
+        optab[i].variant = "linked";
     }
     CHECK(optab_missing(NULL, 0) == 0);
     return 0;
@@ -134,7 +124,7 @@ static void one_token(void)
     static uint8_t scratch[1u << 16];
     struct session *s = &model.sess;
     const uint32_t n_vocab = model.m.hp.n_vocab;
-    CHECK(model.eng.n_ctx >= 1 && model.eng.n_ctx <= FLUID_CTX_MAX);
+    CHECK(model.eng.n_ctx >= 1 && model.eng.n_ctx <= FLUID_CTX_DEFAULT);
     CHECK(tok_encode_scratch_bytes(sizeof text - 1) <= sizeof scratch);
     struct tok_arena sa = { scratch, sizeof scratch, 0 };
     int32_t toks[PROMPT_TOKENS];

@@ -734,8 +734,8 @@ simple("wrong_shape_transposed", "ffn_down is [256, 512] instead of [512, 256]",
 simple("wrong_n_dims", "output_norm is [256, 1] instead of [256]",
        "llama: tensor 'output_norm.weight': shape [256, 1] differs from the expected [256]",
        lambda m: _set(m.tensor("output_norm.weight"), dims=[256, 1]))
-simple("unsupported_type", "attn_q is Q2_K", "llama: tensor 'blk.0.attn_q.weight': type Q2_K is not supported",
-       lambda m: _set(m.tensor("blk.0.attn_q.weight"), type=T["Q2_K"]))
+simple("unsupported_type", "attn_q is IQ2_XXS", "llama: tensor 'blk.0.attn_q.weight': type IQ2_XXS is not supported",
+       lambda m: _set(m.tensor("blk.0.attn_q.weight"), type=T["IQ2_XXS"]))
 simple("unsupported_type_bf16", "token_embd is BF16", "llama: tensor 'token_embd.weight': type BF16 is not supported",
        lambda m: _set(m.tensor("token_embd.weight"), type=T["BF16"]))
 simple("norm_not_f32", "attn_norm is F16",

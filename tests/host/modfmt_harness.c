@@ -7,8 +7,9 @@
  *   modfmt_harness module FILE [FEATS] "ok <name> <ops>" or "reject <why>";
  *                                      FEATS: CPU feature mask (hex) to check
  *   modfmt_harness slot FILE           state of a cache slot image (FILE is
- *                                      the slot's bytes) and each entry's
- *                                      module check, one line each
+ *                                      the slot's bytes), each entry's
+ *                                      module check and the tuned choices,
+ *                                      one line each
  *   modfmt_harness tag TAG             feature mask of a CPU tag, or "unknown"
  * Exit status 0 whenever the input was examined (valid or not).
  */
@@ -95,6 +96,14 @@ int main(int argc, char **argv)
             else
                 printf("entry %u %s %s ok\n", i, e.tag, e.name);
         }
+        static struct fluid_cache_choice c[FLUID_CACHE_MAX_CHOICES];
+        int nc = modfmt_slot_choices(p, &h, c, why, sizeof why);
+        if (nc < 0)
+            printf("choices reject %s\n", why);
+        else
+            printf("choices %d tag %s model %s\n", nc, h.choice_tag, h.choice_model_id);
+        for (int i = 0; i < nc; i++)
+            printf("choice %s %s %s -O%u\n", modfmt_op_name(c[i].op), c[i].module, c[i].march, c[i].opt_level);
     } else {
         free(p);
         return 2;

@@ -2,14 +2,15 @@
  * ops_harness.c - run one module kernel on data files, for
  * tests/host/test_ops.py.  Data files are raw little-endian arrays.
  *
- *   quant   TYPE n in.f32 out            TYPE: q8_0 q8_0_x86 q8_K f16 f32
- *   dequant TYPE n in out.f32            TYPE: f32 f16 q8_0 q4_0 q4_K q5_K q6_K
+ *   quant   TYPE n in.f32 out            TYPE: q8_0 q8_0s q8_0_x86 q8_1 q8_K f16 f32
+ *   dequant TYPE n in out.f32            TYPE: f32 f16 q8_0 q4_0 q4_1 q5_0 q5_1
+ *                                              q2_K q3_K q4_K q5_K q6_K
  *   mm      TYPE n_in n_out n_tok row0 row1 w x out.f32
  *           (Y is n_tok x n_out, prefilled with 1e30 outside [row0,row1))
  *   rmsnorm n eps x w out | rope n_heads head_dim x cs out
  *   swiglu n g u out | add n y x out | softmax n s out
- *   scores n_pos head_dim stride scale q k out
- *   wsum n_pos head_dim stride p v out
+ *   scores n_pos head_dim stride scale q k out   (q, k: F16)
+ *   wsum n_pos head_dim stride p v out           (v: F16)
  *   isa                                   print the compiled-in SIMD paths
  *   mem                                   self-test memcpy/memset/memmove
  */
@@ -59,16 +60,22 @@ struct wtype {
     int act_block, act_bytes;
     void (*mm)(const struct matmul_args *);
     void (*dq)(const void *, float *, int);
+    void (*repack)(void *, size_t, int, int, void *);   /* x8 layout, or NULL */
 };
 
 static const struct wtype types[] = {
-    {"f32", 1, 4, 1, 4, mm_f32, dequant_f32},
-    {"f16", 1, 2, 1, 2, mm_f16, dequant_f16},
-    {"q8_0", 32, 34, 32, 34, mm_q8_0, dequant_q8_0},
-    {"q4_0", 32, 18, 32, 34, mm_q4_0, dequant_q4_0},
-    {"q4_K", 256, 144, 256, 292, mm_q4_K, dequant_q4_K},
-    {"q5_K", 256, 176, 256, 292, mm_q5_K, dequant_q5_K},
-    {"q6_K", 256, 210, 256, 292, mm_q6_K, dequant_q6_K},
+    {"f32", 1, 4, 1, 4, mm_f32, dequant_f32, NULL},
+    {"f16", 1, 2, 1, 2, mm_f16, dequant_f16, NULL},
+    {"q8_0", 32, 34, 32, 40, mm_q8_0, dequant_q8_0, repack_q8_0},
+    {"q4_0", 32, 18, 32, 40, mm_q4_0, dequant_q4_0, repack_q4_0},
+    {"q4_1", 32, 20, 32, 36, mm_q4_1, dequant_q4_1, NULL},
+    {"q5_0", 32, 22, 32, 34, mm_q5_0, dequant_q5_0, NULL},
+    {"q5_1", 32, 24, 32, 36, mm_q5_1, dequant_q5_1, NULL},
+    {"q2_K", 256, 84, 256, 292, mm_q2_K, dequant_q2_K, NULL},
+    {"q3_K", 256, 110, 256, 292, mm_q3_K, dequant_q3_K, NULL},
+    {"q4_K", 256, 144, 256, 292, mm_q4_K, dequant_q4_K, NULL},
+    {"q5_K", 256, 176, 256, 292, mm_q5_K, dequant_q5_K, NULL},
+    {"q6_K", 256, 210, 256, 292, mm_q6_K, dequant_q6_K, NULL},
 };
 
 static const struct wtype *find_type(const char *name)
@@ -154,9 +161,15 @@ int main(int argc, char **argv)
         if (!strcmp(argv[2], "q8_0")) {
             out_bytes = (size_t)n / 32 * 34;
             quantize_q8_0(x, y = malloc(out_bytes), n);
+        } else if (!strcmp(argv[2], "q8_0s")) {
+            out_bytes = (size_t)n / 32 * sizeof(struct block_q8_0s);
+            quantize_q8_0s(x, y = malloc(out_bytes), n);
         } else if (!strcmp(argv[2], "q8_0_x86")) {
             out_bytes = (size_t)n / 32 * 34;
             quantize_q8_0_x86(x, y = malloc(out_bytes), n);
+        } else if (!strcmp(argv[2], "q8_1")) {
+            out_bytes = (size_t)n / 32 * 36;
+            quantize_q8_1(x, y = malloc(out_bytes), n);
         } else if (!strcmp(argv[2], "q8_K")) {
             out_bytes = (size_t)n / 256 * 292;
             quantize_q8_K(x, y = malloc(out_bytes), n);
@@ -194,6 +207,12 @@ int main(int argc, char **argv)
             .row1 = atoi(argv[7]),
             .n_tok = n_tok,
         };
+        a.n_rows = n_out;
+        if (t->repack) {   /* as the kernel does at load (llm/repack.c) */
+            void *tmp = malloc(8 * a.w_row_bytes);
+            t->repack((void *)a.w, a.w_row_bytes, 0, n_out / 8, tmp);
+            free(tmp);
+        }
         const size_t ny = (size_t)n_out * n_tok;
         a.y = malloc(ny * 4);
         for (size_t i = 0; i < ny; i++)

@@ -1,9 +1,10 @@
 """Independent numpy reference for ggml block formats (tests only).
 
-Written from the block layouts in shared/REFERENCE.md: numpy structured
-dtypes for the blocks, row dequantisers returning float64, and the
-activation quantisers (llama.cpp quantize_row_q8_0_ref / q8_K_ref rounding,
-in float32 arithmetic step by step).
+Written from the block layouts in shared/REFERENCE.md (and, for Q4_1, Q5_0,
+Q5_1, Q8_1, Q2_K and Q3_K, modules/ops.h's comments on ggml-common.h): numpy
+structured dtypes for the blocks, row dequantisers returning float64, and the
+activation quantisers (llama.cpp quantize_row_q8_0_ref / q8_K_ref rounding
+and the x86 SIMD q8_0 / q8_1 ones, in float32 arithmetic step by step).
 """
 import numpy as np
 
@@ -13,7 +14,14 @@ BLOCK = {  # type -> (weights per block, numpy dtype of one block)
     "f32": (1, np.dtype("<f4")),
     "f16": (1, np.dtype("<f2")),
     "q8_0": (32, np.dtype([("d", "<f2"), ("qs", "i1", 32)])),
+    "q8_1": (32, np.dtype([("d", "<f2"), ("s", "<f2"), ("qs", "i1", 32)])),
     "q4_0": (32, np.dtype([("d", "<f2"), ("qs", "u1", 16)])),
+    "q4_1": (32, np.dtype([("d", "<f2"), ("m", "<f2"), ("qs", "u1", 16)])),
+    "q5_0": (32, np.dtype([("d", "<f2"), ("qh", "<u4"), ("qs", "u1", 16)], align=False)),
+    "q5_1": (32, np.dtype([("d", "<f2"), ("m", "<f2"), ("qh", "<u4"), ("qs", "u1", 16)])),
+    "q2_K": (256, np.dtype([("scales", "u1", 16), ("qs", "u1", 64), ("d", "<f2"), ("dmin", "<f2")])),
+    "q3_K": (256, np.dtype([("hmask", "u1", 32), ("qs", "u1", 64), ("scales", "u1", 12),
+                            ("d", "<f2")])),
     "q4_K": (256, np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12),
                             ("qs", "u1", 128)])),
     "q5_K": (256, np.dtype([("d", "<f2"), ("dmin", "<f2"), ("scales", "u1", 12),
@@ -21,8 +29,11 @@ BLOCK = {  # type -> (weights per block, numpy dtype of one block)
     "q6_K": (256, np.dtype([("ql", "u1", 128), ("qh", "u1", 64), ("scales", "i1", 16),
                             ("d", "<f2")])),
     "q8_K": (256, np.dtype([("d", "<f4"), ("qs", "i1", 256), ("bsums", "<i2", 16)])),
+    # Fluid's activation block for Q4_0/Q8_0 weights (modules/ops.h)
+    "q8_0s": (32, np.dtype([("d", "<f4"), ("sum", "<i4"), ("qs", "i1", 32)])),
 }
-ACT = {"f32": "f32", "f16": "f16", "q8_0": "q8_0", "q4_0": "q8_0",
+ACT = {"f32": "f32", "f16": "f16", "q8_0": "q8_0s", "q4_0": "q8_0s", "q5_0": "q8_0",
+       "q4_1": "q8_1", "q5_1": "q8_1", "q2_K": "q8_K", "q3_K": "q8_K",
        "q4_K": "q8_K", "q5_K": "q8_K", "q6_K": "q8_K"}
 
 
@@ -65,6 +76,48 @@ def q5_high(qh):
     return np.concatenate([(h >> b) & 1 for b in range(8)], axis=1)
 
 
+def nibbles32(qs):
+    """(nb, 16) bytes -> (nb, 32): byte j holds weight j (low) and j + 16 (high)."""
+    q = qs.astype(np.int64)
+    return np.concatenate([q & 15, q >> 4], axis=1)
+
+
+def fifth_bits(qh):
+    """(nb,) u32 -> (nb, 32): bit j is weight j's fifth bit."""
+    return (qh.astype(np.int64)[:, None] >> np.arange(32)) & 1
+
+
+def crumbs(qs):
+    """Q2_K/Q3_K (nb, 64) qs -> (nb, 256) 2-bit values: weight 128h + 32k + l is
+    bits 2k, 2k+1 of qs[32h + l]."""
+    q = qs.astype(np.int64)
+    out = np.empty((len(q), 256), np.int64)
+    for h in range(2):
+        for k in range(4):
+            out[:, 128 * h + 32 * k:128 * h + 32 * k + 32] = (q[:, 32 * h:32 * h + 32] >> (2 * k)) & 3
+    return out
+
+
+def q3_scales(sc):
+    """Q3_K (nb, 12) -> (nb, 16) scales: low 4 bits from bytes 0-7 (low nibbles
+    for 0-7, high for 8-15), top 2 bits from byte 8 + j % 4 at bit 2 * (j // 4);
+    minus 32."""
+    s = sc.astype(np.int64)
+    out = np.empty((len(s), 16), np.int64)
+    for j in range(16):
+        lo = s[:, j] & 15 if j < 8 else s[:, j - 8] >> 4
+        out[:, j] = (lo | (((s[:, 8 + j % 4] >> (2 * (j // 4))) & 3) << 4)) - 32
+    return out
+
+
+def q3_values(b):
+    """Q3_K blocks -> (nb, 256) ints in [-4, 3]: 2-bit part minus 4 unless the
+    high bit (bit j // 32 of hmask[j % 32]) is set."""
+    h = b["hmask"].astype(np.int64)
+    high = np.concatenate([(h >> bit) & 1 for bit in range(8)], axis=1)
+    return crumbs(b["qs"]) - 4 * (1 - high)
+
+
 def q6_values(b):
     """Q6_K blocks -> (nb, 256) ints q - 32 in weight order."""
     out = np.empty((len(b), 256), np.int64)
@@ -89,13 +142,32 @@ def int_form(t, raw):
         v = b.astype(np.float64)
         return v, np.ones_like(v), np.zeros_like(v)
     d = b["d"].astype(np.float64)[:, None]
-    if t in ("q8_0", "q8_K"):
+    if t in ("q8_0", "q8_K", "q8_0s"):
         q = b["qs"].astype(np.float64)
         return q.ravel(), np.repeat(d, q.shape[1], 1).ravel(), np.zeros(q.size)
     if t == "q4_0":
         qs = b["qs"].astype(np.int64)
         q = np.concatenate([(qs & 15) - 8, (qs >> 4) - 8], axis=1).astype(np.float64)
         return q.ravel(), np.repeat(d, 32, 1).ravel(), np.zeros(q.size)
+    if t == "q8_1":
+        q = b["qs"].astype(np.float64)
+        return q.ravel(), np.repeat(d, 32, 1).ravel(), np.zeros(q.size)
+    if t in ("q4_1", "q5_0", "q5_1"):
+        q = nibbles32(b["qs"])
+        if t != "q4_1":
+            q = q | (fifth_bits(b["qh"]) << 4)
+        if t == "q5_0":
+            return (q - 16).astype(np.float64).ravel(), np.repeat(d, 32, 1).ravel(), np.zeros(q.size)
+        m = b["m"].astype(np.float64)[:, None]
+        return q.astype(np.float64).ravel(), np.repeat(d, 32, 1).ravel(), np.repeat(-m, 32, 1).ravel()
+    if t == "q2_K":
+        sc = b["scales"].astype(np.int64)
+        dmin = b["dmin"].astype(np.float64)[:, None]
+        q = crumbs(b["qs"]).astype(np.float64)
+        return q.ravel(), np.repeat(d * (sc & 15), 16, 1).ravel(), np.repeat(dmin * (sc >> 4), 16, 1).ravel()
+    if t == "q3_K":
+        q = q3_values(b).astype(np.float64)
+        return q.ravel(), np.repeat(d * q3_scales(b["scales"]), 16, 1).ravel(), np.zeros(q.size)
     if t in ("q4_K", "q5_K"):
         sc, mn = k4_scales(b["scales"])
         q = k4_nibbles(b["qs"])
@@ -139,6 +211,26 @@ def quantize_q8_0(x):
     return out.tobytes()
 
 
+def quantize_q8_0s(x):
+    """Q8_0 blocks with d widened to float32 and the sum of q."""
+    b = np.frombuffer(quantize_q8_0(x), BLOCK["q8_0"][1])
+    out = np.zeros(len(b), BLOCK["q8_0s"][1])
+    out["d"] = b["d"].astype(F32)
+    out["qs"] = b["qs"]
+    out["sum"] = b["qs"].astype(np.int32).sum(axis=1)
+    return out.tobytes()
+
+
+def q8_0s_to_q8_0(raw):
+    """Q8_0S blocks -> the ggml block_q8_0 bytes they widen (d back to f16:
+    exact, it was f16-rounded), for llama.cpp's own Q8_0 functions."""
+    b = blocks("q8_0s", raw)
+    out = np.zeros(len(b), BLOCK["q8_0"][1])
+    out["d"] = b["d"].astype(F16)
+    out["qs"] = b["qs"]
+    return out.tobytes()
+
+
 def quantize_q8_0_x86(x):
     """ggml's x86 SIMD quantize_row_q8_0: id = 127/amax, round half to even."""
     x = np.asarray(x, F32).reshape(-1, 32)
@@ -148,6 +240,22 @@ def quantize_q8_0_x86(x):
     q = np.rint((x * idv[:, None]).astype(F32))
     out = np.zeros(len(x), BLOCK["q8_0"][1])
     out["d"] = (amax / F32(127)).astype(F32).astype(F16)
+    out["qs"] = q.astype(np.int8)
+    return out.tobytes()
+
+
+def quantize_q8_1(x):
+    """ggml's x86 SIMD quantize_row_q8_1: as quantize_q8_0_x86, plus s = d * sum(q)
+    (float32 d, f16 s)."""
+    x = np.asarray(x, F32).reshape(-1, 32)
+    amax = np.abs(x).max(axis=1)
+    with np.errstate(divide="ignore"):
+        idv = np.where(amax != 0, F32(127) / amax, F32(0)).astype(F32)
+    q = np.rint((x * idv[:, None]).astype(F32))
+    d = (amax / F32(127)).astype(F32)
+    out = np.zeros(len(x), BLOCK["q8_1"][1])
+    out["d"] = d.astype(F16)
+    out["s"] = (d * q.sum(axis=1).astype(F32)).astype(F32).astype(F16)
     out["qs"] = q.astype(np.int8)
     return out.tobytes()
 
@@ -176,4 +284,5 @@ def quantize_act(t, x):
         return np.asarray(x, F32).tobytes()
     if a == "f16":
         return np.asarray(x, F32).astype(F16).tobytes()
-    return quantize_q8_0(x) if a == "q8_0" else quantize_q8_K(x)
+    return {"q8_0": quantize_q8_0, "q8_0s": quantize_q8_0s, "q8_1": quantize_q8_1,
+            "q8_K": quantize_q8_K}[a](x)

@@ -200,7 +200,7 @@ def test_case(harness, tmp_path, name):
 @pytest.mark.parametrize("name", mk.PARSE_OK)
 def test_model_level_cases_parse(harness, tmp_path, name):
     """Model-level defects are not format errors: gguf_parse accepts them
-    (e.g. a valid but unsupported Q2_K tensor parses fine)."""
+    (e.g. a valid but unsupported IQ2_XXS tensor parses fine)."""
     path, _ = write_case(tmp_path, name)
     rc, out = run(harness, path, "--parse-only")
     assert rc == 0 and out[-1].startswith("OK parsed"), out

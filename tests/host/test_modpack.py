@@ -339,3 +339,105 @@ def test_analyze_feedback_drops_variants_measured_slower(tmp_path):
     assert decide(fourth)[0] == "baseline"
     plan = json.loads(Path(pgo.main(["analyze", "--profile", str(fourth), "--no-feedback"])).read_text())
     assert next(m for m in plan["modules"] if m["module"] == "mm_q4_0")["decision"] == "-O3"
+
+
+def _choices():
+    """Two tuned choices as the kernel's `tune` writes them, naming real
+    module builds by their body SHA-256."""
+    out = []
+    for op_name, path in (("mm_q4_0", "v3/mm_q4_0"), ("rmsnorm", "base/rmsnorm")):
+        m = pgo.parse_module((BUILD / "modules" / f"{path}.fmod").read_bytes())
+        out.append(dict(op=OPS.index(op_name), op_name=op_name, module=m["name"], march=m["march"], opt=m["opt"],
+                        flags=m["flags"], sha256=m["sha256"], cycles=1000, default_cycles=1200))
+    return out
+
+
+META = dict(choice_tag="x86-64-v3", choice_cpu="Test CPU", choice_model_id="tiny-random-12345678",
+            choice_tsc_hz=2_000_000_000)
+
+
+def test_tuned_choices_written_by_pgo_read_by_the_kernel_checks(harness, tmp_path):
+    """A slot holding tuned choices (module_abi.h struct fluid_cache_choice)
+    passes the kernel's checks with its modules intact; the choice table
+    lies after the module files; without choices the layout is unchanged."""
+    files = [(BUILD / "modules" / "base" / f"{n}.fmod").read_bytes() for n in ("add", "mm_q4_0")]
+    entries = [dict(tag="x86-64-v3", file=f) for f in files]
+    plain = pgo.build_slot(4, entries, "tiny-random-12345678")
+    slot = pgo.build_slot(4, entries, "tiny-random-12345678", _choices(), META)
+    f = tmp_path / "slot.bin"
+    f.write_bytes(slot)
+    out = run(harness, "slot", f)
+    assert out.splitlines()[0] == "state valid", out
+    assert "entry 0 x86-64-v3 add ok" in out and "entry 1 x86-64-v3 mm_q4_0 ok" in out
+    assert "choices 2 tag x86-64-v3 model tiny-random-12345678" in out
+    assert "choice mm_q4_0 mm_q4_0 x86-64-v3 -O2" in out and "choice rmsnorm rmsnorm x86-64 -O1" in out
+    st, _, info = pgo.parse_slot(slot)
+    assert st == "valid" and [c["op_name"] for c in info["choices"]] == ["mm_q4_0", "rmsnorm"]
+    assert info["choice_meta"] == META
+    # Choices add a table after the modules; the modules' bytes do not move.
+    st0, _, info0 = pgo.parse_slot(plain)
+    assert [e["offset"] for e in info0["entries"]] == [e["offset"] for e in info["entries"]]
+    assert info0["choices"] == [] and "choices 0" in run(harness, "slot", _write(tmp_path, plain))
+    ch_off = L.CACHE_SLOT.get(slot, "choice_offset")
+    last = info["entries"][-1]
+    assert ch_off >= last["offset"] + last["bytes"] and ch_off % L.FLUID_CACHE_CHOICE_ALIGN == 0
+
+
+def _write(tmp_path, data, name="s.bin"):
+    f = tmp_path / name
+    f.write_bytes(bytes(data))
+    return f
+
+
+def _rehash_header(buf):
+    CS = L.CACHE_SLOT
+    CS.put(buf, "header_crc", zlib.crc32(bytes(buf[:CS.off("header_crc")])))
+    # keep the trailer matching the new header CRC, as a writer would
+    CT = L.CACHE_TRAILER
+    sb = CS.get(buf, "slot_bytes")
+    base = sb - CT.size
+    CT.put(buf, "header_crc", CS.get(buf, "header_crc"), base)
+    CT.put(buf, "trailer_crc", zlib.crc32(bytes(buf[base:base + CT.off("trailer_crc")])), base)
+
+
+def test_damaged_tuned_choices_are_ignored_not_the_slot(harness, tmp_path):
+    """A flipped bit in the choice table: the slot and its modules stay
+    valid, the choices are refused (SHA-256); a choice table overlapping the
+    modules or the trailer, or more choices than allowed: a damaged header."""
+    files = [(BUILD / "modules" / "base" / f"{n}.fmod").read_bytes() for n in ("add", "mm_q4_0")]
+    slot = pgo.build_slot(5, [dict(tag="x86-64-v3", file=f) for f in files], "m", _choices(), META)
+    CS = L.CACHE_SLOT
+    off = CS.get(slot, "choice_offset")
+    bad = bytearray(slot)
+    bad[off + L.CACHE_CHOICE.off("sha256") + 3] ^= 0x10
+    out = run(harness, "slot", _write(tmp_path, bad))
+    assert out.startswith("state valid") and "entry 1 x86-64-v3 mm_q4_0 ok" in out, out
+    assert "choices reject tuned-choice table SHA-256 mismatch" in out
+    st, _, info = pgo.parse_slot(bytes(bad))
+    assert st == "valid" and info["choices"] == [] and "SHA-256" in info["choices_error"]
+    for field, value in (("choice_offset", 512), ("choice_offset", off + 1), ("n_choices", 65),
+                         ("choice_offset", CS.get(slot, "slot_bytes") - 512 - 100)):
+        bad = bytearray(slot)
+        CS.put(bad, field, value)
+        _rehash_header(bad)
+        out = run(harness, "slot", _write(tmp_path, bad))
+        assert out.startswith("state damaged header: inconsistent tuned-choice table"), (field, value, out)
+        assert pgo.parse_slot(bytes(bad))[0] == "bad-header"
+    # The same op twice: refused.
+    two = _choices()
+    two[1] = dict(two[0])
+    slot2 = pgo.build_slot(5, [], "m", two, META)
+    assert "choices reject tuned choices 0 and 1 are both for mm_q4_0" in run(harness, "slot", _write(tmp_path, slot2))
+
+
+def test_pgo_apply_keeps_tuned_choices_of_ops_it_does_not_rebuild():
+    """pgo.py apply carries the kernel's tuned choices into the new
+    generation, except for ops a module of that apply serves (the plan
+    asked for that module)."""
+    info = dict(generation=3, choices=_choices(), choices_error=None, choice_meta=META)
+    built = [dict(name="mm_q4_0", file=(BUILD / "modules" / "v3" / "mm_q4_0.fmod").read_bytes())]
+    keep, meta = pgo.carried_choices(info, built)
+    assert [c["op_name"] for c in keep] == ["rmsnorm"] and meta == META
+    keep, _ = pgo.carried_choices(info, [])
+    assert [c["op_name"] for c in keep] == ["mm_q4_0", "rmsnorm"]
+    assert pgo.carried_choices(None, built) == ([], None)

@@ -21,10 +21,13 @@ sys.path.insert(0, str(HERE.parent))
 import quant_ref_np as qr  # noqa: E402
 from hostbuild import build  # noqa: E402
 
-MODULES = ["mm_f32", "mm_f16", "mm_q8_0", "mm_q4_0", "mm_q4_K", "mm_q5_K", "mm_q6_K",
+MODULES = ["mm_f32", "mm_f16", "mm_q8_0", "mm_q4_0", "mm_q4_1", "mm_q5_0", "mm_q5_1",
+           "mm_q2_K", "mm_q3_K", "mm_q4_K", "mm_q5_K", "mm_q6_K",
            "quantize", "rmsnorm", "rope", "swiglu", "add", "attention", "modrt"]
 SOURCES = [f"modules/{m}.c" for m in MODULES] + ["tests/host/ops_harness.c"]
-WTYPES = ["f32", "f16", "q8_0", "q4_0", "q4_K", "q5_K", "q6_K"]
+WTYPES = ["f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_K", "q3_K", "q4_K", "q5_K",
+          "q6_K"]
+TILED = ("q4_0", "q8_0", "q4_1", "q5_0", "q5_1")   # row-tiled SIMD: the scalar float order
 F32 = np.float32
 
 
@@ -120,6 +123,8 @@ def random_weights(rng, t, n_out, n_in):
     b["d"] = rand_f16(rng, nb, 0.001, 0.05) * rng.choice([-1, 1], nb)
     if "dmin" in dt.names:
         b["dmin"] = rand_f16(rng, nb, 0.0, 0.02)
+    if "m" in dt.names:
+        b["m"] = rand_f16(rng, nb, -0.4, 0.4)
     return b.tobytes()
 
 
@@ -147,17 +152,23 @@ def exact_data(rng, t, n_in, n_out, n_tok):
     b["d"] = 2.0 ** -6
     if "dmin" in dt.names:
         b["dmin"] = 2.0 ** -6
+    if "m" in dt.names:
+        b["m"] = -8 * 2.0 ** -6
     if t == "q8_0":
         b["qs"][:, 0] = -128  # the SIMD sign trick must handle it
     at = qr.ACT[t]
     aq, adt = qr.BLOCK[at]
     na = n_tok * n_in // aq
     a = np.zeros(na, adt)
-    lim = 127 if at == "q8_0" else 7
+    lim = 127 if at in ("q8_0", "q8_0s") else 7
     a["qs"] = rng.integers(-lim, lim + 1, (na, aq))
     a["d"] = 2.0 ** -5
     if at == "q8_K":
         a["bsums"] = a["qs"].astype(np.int64).reshape(na, 16, 16).sum(axis=2)
+    if at == "q8_0s":
+        a["sum"] = a["qs"].astype(np.int64).sum(axis=1)
+    if at == "q8_1":   # |sum| <= 224: s = d * sum is exact in f16
+        a["s"] = 2.0 ** -5 * a["qs"].astype(np.int64).sum(axis=1)
     q, sc, off = qr.int_form(t, b.tobytes())
     bound = (np.abs(q * sc) + np.abs(off)).reshape(n_out, n_in) @ \
         np.full(n_in, float(lim)) * 2.0 ** -5
@@ -253,7 +264,7 @@ def test_copy_f32(h):
     assert h.quant("f32", x) == x.tobytes()
 
 
-@pytest.mark.parametrize("t", ["q8_0", "q8_0_x86", "q8_K"])
+@pytest.mark.parametrize("t", ["q8_0", "q8_0s", "q8_0_x86", "q8_1", "q8_K"])
 def test_quantize_act(h, t):
     rng = np.random.default_rng(3)
     n = 256 * 6
@@ -264,13 +275,18 @@ def test_quantize_act(h, t):
     x[800] = 1e4                             # outlier
     x[1024:1280] = rng.integers(-3, 4, 256)  # ties in x * scale
     got = h.quant(t, x)
-    want = {"q8_0": qr.quantize_q8_0, "q8_0_x86": qr.quantize_q8_0_x86,
-            "q8_K": qr.quantize_q8_K}[t](x)
+    want = {"q8_0": qr.quantize_q8_0, "q8_0_x86": qr.quantize_q8_0_x86, "q8_1": qr.quantize_q8_1,
+            "q8_K": qr.quantize_q8_K, "q8_0s": qr.quantize_q8_0s}[t](x)
+    if t == "q8_0s":   # every field, d as float32 bits
+        assert got == want
+        return
     bt = t[:4]
     gb, wb = qr.blocks(bt, got), qr.blocks(bt, want)
     assert np.array_equal(gb["qs"], wb["qs"])
-    assert np.array_equal(gb["d"].view(np.uint16 if bt == "q8_0" else np.uint32),
-                          wb["d"].view(np.uint16 if bt == "q8_0" else np.uint32))
+    assert np.array_equal(gb["d"].view(np.uint32 if bt == "q8_K" else np.uint16),
+                          wb["d"].view(np.uint32 if bt == "q8_K" else np.uint16))
+    if t == "q8_1":
+        assert np.array_equal(gb["s"].view(np.uint16), wb["s"].view(np.uint16))
     if t == "q8_K":
         assert np.array_equal(gb["bsums"], wb["bsums"])
         assert np.abs(gb["qs"]).max() <= 127
@@ -324,8 +340,16 @@ def test_np_quantizers_vs_tools_quants():
 # ---------------------------------------------------------------- matmul
 
 def mm_reference(t, w, xq, n_out, n_in, n_tok):
-    wd = qr.dequant(t, w).reshape(n_out, n_in)
     xd = qr.dequant(qr.ACT[t], xq).reshape(n_tok, n_in)
+    if qr.ACT[t] == "q8_1":
+        # w = d*q + m per block of 32: the m term meets the activation block's
+        # stored f16 sum s (llama.cpp's ggml_vec_dot_q4_1_q8_1), not sum(d*q)
+        q, sc, off = qr.int_form(t, w)
+        wq = (sc * q).reshape(n_out, n_in)
+        m = -off.reshape(n_out, n_in // 32, 32)[:, :, 0]
+        s = qr.blocks("q8_1", xq)["s"].astype(np.float64).reshape(n_tok, n_in // 32)
+        return xd @ wq.T + s @ m.T, np.abs(xd) @ np.abs(wq).T + np.abs(s) @ np.abs(m).T
+    wd = qr.dequant(t, w).reshape(n_out, n_in)
     ref = xd @ wd.T
     mag = np.abs(xd) @ np.abs(wd).T
     return ref, mag
@@ -405,7 +429,7 @@ def test_mm_scalar_simd_agree(tmp_path, t):
     yv = v.mm(t, w, xq, n_in, n_out, n_tok, 0, n_out)
     _, mag = mm_reference(t, w, xq, n_out, n_in, n_tok)
     assert np.all(np.abs(ys - yv) <= 2e-6 * mag)
-    if t in ("q4_0", "q8_0"):   # row-tiled SIMD keeps the scalar float order
+    if t in TILED:   # row-tiled SIMD keeps the scalar float order
         assert np.array_equal(ys, yv)
 
 
@@ -460,19 +484,24 @@ def test_softmax(h):
 
 
 def test_attention(h):
+    """F16 q, K and V (the F16 KV cache), F16-rounded probabilities, F32
+    products and sums: against float64 products of the same halves."""
     rng = np.random.default_rng(13)
     n_pos, hd, stride = 37, 64, 256   # rows of a KV cache with 4 heads
-    q = rng.standard_normal(hd).astype(F32)
-    k = rng.standard_normal(n_pos * stride).astype(F32)
-    v = rng.standard_normal(n_pos * stride).astype(F32)
+    q = rng.standard_normal(hd).astype(np.float16)
+    k = rng.standard_normal(n_pos * stride).astype(np.float16)
+    v = rng.standard_normal(n_pos * stride).astype(np.float16)
     kk = k.reshape(n_pos, stride)[:, :hd].astype(np.float64)
     vv = v.reshape(n_pos, stride)[:, :hd].astype(np.float64)
+    q64 = q.astype(np.float64)
     got = h.run("scores", n_pos, hd, stride, 0.125, h.file(q), h.file(k))
-    want = 0.125 * (kk @ q)
-    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(kk @ np.abs(q)).max())
+    want = 0.125 * (kk @ q64)
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(kk @ np.abs(q64)).max())
     p = rng.random(n_pos).astype(F32)
     got = h.run("wsum", n_pos, hd, stride, h.file(p), h.file(v))
-    assert np.allclose(got, p @ vv, rtol=1e-5, atol=1e-6 * (p @ np.abs(vv)).max())
+    p16 = p.astype(np.float16).astype(np.float64)     # rounded as llama.cpp does
+    assert np.allclose(got, p16 @ vv, rtol=1e-5, atol=1e-6 * (p16 @ np.abs(vv)).max())
+    assert not np.allclose(got, p @ vv, rtol=1e-7, atol=0)   # the rounding is there
 
 
 def test_quantize_q8_0_non_finite(tmp_path):

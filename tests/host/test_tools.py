@@ -395,7 +395,8 @@ def test_vocab_equals_llamacpp_gguf(t):
 
 # ------------------------------------------------------------------ (5) make_model
 
-@pytest.mark.parametrize("ftype", ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M"])
+@pytest.mark.parametrize("ftype", ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q4_1", "Q5_0", "Q5_1",
+                                   "Q2_K"])
 def test_make_model_tiny_deterministic(tmp_path, ftype):
     import make_model
     a, b, c = tmp_path / "a.gguf", tmp_path / "b.gguf", tmp_path / "c.gguf"
@@ -413,7 +414,8 @@ def test_make_model_tiny_deterministic(tmp_path, ftype):
     assert np.all(np.isfinite(lg)) and lg.std(axis=1).min() > 0.05
 
 
-@pytest.mark.parametrize("ftype", ["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0"])
+@pytest.mark.parametrize("ftype", ["Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0", "Q2_K", "Q3_K_S", "Q4_1", "Q5_0", "Q5_1",
+                                   "Q6_K"])
 def test_make_model_direct_blocks(tmp_path, ftype):
     """The direct block generator (used for the 1.1B preset) on the mini shapes:
     weights with the intended magnitudes, finite and varied logits."""

@@ -292,6 +292,7 @@ int main(int argc, char **argv)
         .scores_f32 = vf.scores,
         .types_i32 = types,
         .bos_id = vf.bos, .eos_id = vf.eos, .unk_id = vf.unk,
+        .add_bos = true, .add_space_prefix = true,   /* the llama vocabulary's defaults */
     };
     size_t asz = arena_size >= 0 ? (size_t)arena_size : tok_init_bytes(n, n);
     struct tok_arena arena = {malloc(asz ? asz : 1), asz, 0};

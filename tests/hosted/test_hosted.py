@@ -14,6 +14,7 @@ import pytest
 
 from conftest import BUILD, ROOT, build_image
 from fluidvm import HOSTED, FluidHosted
+from image_craft import CASES, craft
 
 EXIT_CLEAN, EXIT_FAILURE, EXIT_USAGE = 1, 3, 2
 
@@ -34,7 +35,7 @@ def test_module_code_is_never_writable_and_executable(tiny_image):
         maps = open(f"/proc/{vm.proc.pid}/maps").read().splitlines()
         perms = [l.split()[1] for l in maps]
         assert not [l for l in maps if l.split()[1].startswith("rwx")], "\n".join(maps)
-        # The 13 baseline modules: anonymous read+execute mappings, each
+        # The baseline modules (at least 13): anonymous read+execute mappings, each
         # followed by its read+write data page(s).
         anon_rx = [l for l in maps if l.split()[1] == "r-xp" and len(l.split()) == 5]
         assert len(anon_rx) >= 13, "\n".join(maps)
@@ -263,3 +264,19 @@ def test_numbers_are_decimal_and_seeds_not_negative(tiny_image):
         assert "error: bad option or value: -n 0x10" in vm.cmd("gen -n 0x10 hello")
     finally:
         vm.close()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_image_header_ends_in_one_message(case, tiny_image, tmp_path):
+    """The header check stage 2 makes, on the process: overlapping, out of
+    order, oversized or unterminated fields end in one message naming the
+    region, before any field is used."""
+    img = tmp_path / "bad.img"
+    img.write_bytes(tiny_image.read_bytes())
+    words = craft(img, case)
+    if case == "disk_short":
+        words = "truncated: the modules region ends at byte"
+    rc, out = run_hosted(["--test", img], b"info\r", timeout=30)
+    assert rc == EXIT_FAILURE, out
+    assert words in out, out
+    assert "fluid>" not in out and out.count("\n") == 1, out

@@ -18,7 +18,9 @@ import pytest
 from conftest import build_image
 
 EVAL_TOKENS = [1, 15043, 3186, 29991] + [(7919 * i) % 31000 + 300 for i in range(36)]
-MODELS = [("mini", "Q4_0"), ("tiny", "Q4_K_M"), ("tiny", "F16")]
+MODELS = [("mini", "Q4_0"), ("tiny", "Q4_K_M"), ("tiny", "F16"),
+          ("mini", "Q2_K"),     # Q2_K, Q3_K, Q4_K, Q6_K
+          ("tiny", "Q4_1")]     # Q4_1, Q8_0 (Q4_1 and Q5_x share the 8-row tile code)
 
 
 def run(vm):

@@ -16,7 +16,9 @@ TOKENS = [1, 450, 4996, 17354, 1701, 29916, 432, 17204, 975, 278, 17366, 11203, 
 
 
 @pytest.mark.parametrize("preset,qtype", [("mini", "Q4_0"), ("mini", "Q8_0"), ("mini", "Q4_K_M"),
-                                          ("mini", "Q5_K_M"), ("mini", "F16"), ("tiny", "F32")])
+                                          ("mini", "Q5_K_M"), ("mini", "F16"), ("tiny", "F32"),
+                                          ("mini", "Q2_K"), ("mini", "Q3_K_M"), ("mini", "Q4_1"),
+                                          ("mini", "Q5_0"), ("mini", "Q5_1")])
 def test_kernel_matches_numpy_reference(preset, qtype, tmp_path, gen_model, vm_factory):
     model = gen_model(preset, qtype)
     ref = LlamaRef(str(model)).logits(TOKENS)

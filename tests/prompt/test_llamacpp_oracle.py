@@ -4,14 +4,20 @@ precomputed ../shared files, which a user's clone lacks).
 
 llama.cpp runs through tools/peer/logits.mjs (node-llama-cpp 3.22.1's
 prebuilt CPU binary, installed by tools/peer-deps.sh) on models written by
-tools/make_model.py: mini and tiny in every type, and the default
-TinyLlama-shaped Q4_0 (full shapes; one prompt, few steps: the hosted
-kernel's baseline modules decode it at about 1 tok/s).  For each prompt:
+tools/make_model.py: mini and tiny in every file type of the hub's
+TinyLlama GGUF sets (F16, Q8_0, Q6_K, Q5_K_M/S, Q5_1, Q5_0, Q4_K_M/S, Q4_1,
+Q4_0, Q3_K_L/M/S, Q2_K), the default TinyLlama-shaped Q4_0 and the
+TinyLlama-shaped files of the types added with Q2_K/Q3_K/Q4_1/Q5_0/Q5_1
+kernels (full shapes; one prompt, few steps), and mini files of those
+converted by llama.cpp's own llama_model_quantize (make_model.py --quantizer
+llamacpp), so the blocks Fluid reads were written by llama.cpp too.  For each prompt:
 llama.cpp's tokenization must equal the kernel's `tokenize`; then llama.cpp's
 greedy tokens are teacher-forced through `eval --top 40`, and at every step
 llama.cpp's top-8 logits must be within 0.05 of ours (0.15, rms 0.05 at
 TinyLlama's shapes: see TOL) and top-1 must agree at all but one step per
-model, as in the agreement test.
+model (two at TinyLlama's shapes, whose random weights make near-ties), as
+in the agreement test; a step whose top-1 differs must be a near-tie:
+llama.cpp ranks our pick within the logit tolerance of its own best.
 
 llama.cpp's outputs are cached in build/oracle/, keyed by the model's sha256
 and the request (prompts, steps, top, logits.mjs, peer version), so reruns
@@ -43,12 +49,20 @@ PROMPTS = [
     "Fluid boots straight into inference: 1, 2, 3 \u2014 \u00bfqu\u00e9 tal? \u65e5\u672c\u8a9e",
     "<|system|>\nYou are terse.</s>\n<|user|>\nHi!</s>\n<|assistant|>\n",
 ]
-TYPES = ["Q4_0", "Q8_0", "Q4_K_M", "Q5_K_M", "F16"]
-# (preset, type, prompts, steps): tiny has K-quant types too, though its
-# 64-wide rows fall back to Q8_0 (tools/make_model.py): the file is still
-# one llama.cpp must read as the kernel does.
-CASES = ([("mini", t, PROMPTS, 16) for t in TYPES] + [("tiny", t, PROMPTS, 16) for t in TYPES]
-         + [("tinyllama", "Q4_0", PROMPTS[:1], 8)])
+TYPES = ["Q4_0", "Q8_0", "Q4_K_M", "Q5_K_M", "F16",
+         # the rest of the hub's TinyLlama GGUF set (file types with llama.cpp's mixes)
+         "Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q5_K_S", "Q6_K", "Q4_1", "Q5_0", "Q5_1"]
+# File types whose base type is new (Q2_K, Q3_K, Q4_1, Q5_0, Q5_1): also at
+# TinyLlama's shapes, and as converted by llama.cpp's own llama_model_quantize.
+NEW_BASE = ["Q2_K", "Q3_K_M", "Q4_1", "Q5_0", "Q5_1"]
+# (preset, type, prompts, steps, quantizer): tiny has K-quant types too, though
+# its 64-wide rows fall back to Q4_0/Q5_0/Q5_1/Q8_0 as llama.cpp's quantiser
+# does (tools/make_model.py): the file is still one llama.cpp must read as the
+# kernel does.  quantizer "llamacpp": the float weights converted by llama.cpp.
+CASES = ([("mini", t, PROMPTS, 16, "fluid") for t in TYPES] + [("tiny", t, PROMPTS, 16, "fluid") for t in TYPES]
+         + [("tinyllama", "Q4_0", PROMPTS[:1], 8, "fluid")]
+         + [("mini", t, PROMPTS, 16, "llamacpp") for t in NEW_BASE]
+         + [("tinyllama", t, PROMPTS[:1], 8, "fluid") for t in NEW_BASE])
 # |logit difference| bounds on llama.cpp's top-8: (every value, rms over
 # the model's values).  Small models: 0.05 as in the agreement test.  At
 # TinyLlama's shapes (22 blocks, 2048 wide, N(0, 1) embeddings) one 8-bit
@@ -57,7 +71,18 @@ CASES = ([("mini", t, PROMPTS, 16) for t in TYPES] + [("tiny", t, PROMPTS, 16) f
 # differ by up to 0.090 (rms 0.033) on this test's 8 steps, and so does the
 # numpy reference tools/llama_ref.py (0.064, rms 0.030); Fluid measured 0.086
 # (rms 0.034).  A real bug (RoPE, GQA, a scale) moves logits by ~1.
+# The files of the newer types at TinyLlama's shapes come as close to that
+# bound in llama.cpp itself: flash attention on vs off differ by 0.149 (rms
+# 0.043, and one top-1 near-tie flips) on Q5_0, 0.130 (0.048) on Q3_K_M, 0.110
+# on Q4_1, 0.085 on Q5_1.  With its F32 KV cache Fluid measured up to 0.161
+# (Q3_K_M); with the F16 KV cache llama.cpp also uses, 0.096 (rms 0.047,
+# Q3_K_M), 0.095 (Q2_K, two top-1 near-ties), 0.083 (Q4_1), 0.078 (Q5_1),
+# 0.067 (Q5_0), so they share the 0.15 / 0.05 bound; a real bug moves
+# logits by ~1, and the kernels themselves are checked bit for bit against
+# llama.cpp's in tests/host/test_llamacpp_kernels.py, and to 0.006 on the
+# mini models here.
 TOL = {"mini": (0.05, 0.05), "tiny": (0.05, 0.05), "tinyllama": (0.15, 0.05)}
+TOL_NEW_FULL = {}   # the newer types at TinyLlama's shapes: TOL["tinyllama"], see above
 
 
 def in_ci():
@@ -152,18 +177,19 @@ def parse_eval(out):
     return {r["pos"]: r["top"] for r in rows}
 
 
-@pytest.mark.parametrize("preset,qtype,prompts,steps", CASES,
-                         ids=[f"{p}-{t}" for p, t, _, _ in CASES])
-def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, tmp_path, gen_model, oracle, vm_factory):
+@pytest.mark.parametrize("preset,qtype,prompts,steps,quantizer", CASES,
+                         ids=[f"{p}-{t}" + ("" if q == "fluid" else f"-{q}") for p, t, _, _, q in CASES])
+def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, quantizer, tmp_path, gen_model, oracle,
+                                 vm_factory):
     if preset == "tinyllama" and qtype == "Q4_0" and DEFAULT.exists():
         model = DEFAULT                   # `make image` made it: same generator, seed 0
     else:
-        model = gen_model(preset, qtype, seed=0 if preset == "tinyllama" else 1)
+        model = gen_model(preset, qtype, seed=0 if preset == "tinyllama" else 1, quantizer=quantizer)
     cases = oracle(model, prompts, steps)
     big = preset == "tinyllama"
     vm = vm_factory(build_image(tmp_path / "o.img", model), **({"boot_timeout": 600} if big else {}))
-    tol_max, tol_rms = TOL[preset]
-    agree = total = 0
+    tol_max, tol_rms = TOL_NEW_FULL.get((preset, qtype), TOL[preset])
+    agree = total = ties = 0
     worst = sq = 0.0
     for case in cases:
         prompt = case["prompt"]
@@ -175,7 +201,16 @@ def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, tmp_path, gen_mo
         for k, step in enumerate(case["steps"]):
             ours = dict((t, l) for t, l in out[start + k])
             total += 1
-            agree += out[start + k][0][0] == case["greedy"][k]
+            mine = out[start + k][0][0]
+            agree += mine == case["greedy"][k]
+            # A different top-1 is a near-tie when llama.cpp itself ranks
+            # Fluid's pick within the logit tolerance of its own best.
+            theirs = dict(step["top"])
+            if mine != case["greedy"][k]:
+                assert mine in theirs and max(theirs.values()) - theirs[mine] <= tol_max, (
+                    f"{model.name} {prompt!r} step {k}: our top-1 {mine} is not a near-tie in llama.cpp's "
+                    f"top 8 {step['top']}")
+                ties += 1
             for tok, logit in step["top"]:
                 where = f"{model.name} {prompt!r} step {k}: llama.cpp's token {tok}"
                 assert tok in ours, f"{where} not in our top 40"
@@ -184,11 +219,12 @@ def test_matches_llamacpp_oracle(preset, qtype, prompts, steps, tmp_path, gen_mo
                 sq += d * d
                 assert d <= tol_max, f"{where}: logit {ours[tok]} vs llama.cpp {logit}"
     rms = (sq / (total * TOP)) ** 0.5
-    line = (f"llama.cpp oracle, {preset} {qtype}: top-1 {agree}/{total}, "
+    line = (f"llama.cpp oracle, {preset} {qtype}{'' if quantizer == 'fluid' else ' (' + quantizer + ')'}: "
+            f"top-1 {agree}/{total} ({ties} near-ties), "
             f"|dlogit| max {worst:.4f} rms {rms:.4f}")
     print(line)
     report_figure(line)
-    assert total == len(prompts) * steps and agree >= total - 1
+    assert total == len(prompts) * steps and agree >= total - (2 if big else 1)
     assert rms <= tol_rms
 
 

@@ -25,6 +25,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from conftest import BUILD, ROOT, build_image
 
 sys.path.insert(0, str(ROOT / "tools"))
 import pgo  # noqa: E402
+import pgo_image  # noqa: E402
 import fluidvm  # noqa: E402
 
 try:
@@ -163,7 +165,7 @@ def test_profile_has_the_documented_schema(loop):
     w = p["workload"]
     assert w["generated_tokens"] == N and w["prompt_tokens"] > 1 and w["decode_tok_s"] > 0
     ops = {o["op"]: o for o in p["modules"]}
-    assert len(ops) == 25 and ops["mm_q4_0"]["calls"] > 0 and ops["mm_q4_0"]["variant"] == first_variant(cpu["tag"])
+    assert len(ops) == pgo_image.L.OP_COUNT and ops["mm_q4_0"]["calls"] > 0 and ops["mm_q4_0"]["variant"] == first_variant(cpu["tag"])
     assert ops["mm_q4_0"]["per_cpu"] and ops["mm_q4_0"]["pmu"] is None
     assert p["capture"]["output"].startswith(PROMPT)
     assert (loop["prof1"].parent / "latest").resolve() == loop["prof1"].resolve()
@@ -351,17 +353,113 @@ def test_interrupted_apply_keeps_the_previous_generation(loop):
     assert run.text == loop["baseline"].text
 
 
-def test_shaped_modules_fall_back_on_another_model(loop):
+@pytest.fixture(scope="module")
+def mini_img(loop):
+    """An image of the mini model (other shapes than the loop's tiny one)."""
+    mini = make_model(loop["dir"] / "mini-q4_0.gguf", "mini")
+    return build_image(loop["dir"] / "mini-base.img", mini)
+
+
+def test_shaped_modules_fall_back_on_another_model(loop, mini_img):
     """The tiny model's shape-specialised cache on an image with the mini
-    model: the runtime check takes the generic path, tokens unchanged."""
+    model (--other-model): the runtime check takes the generic path, tokens
+    unchanged."""
     if not any(m.get("shapes") for m in planned(loop).values()):
         pytest.skip("the plan has no shape-specialised module")
-    mini = make_model(loop["dir"] / "mini-q4_0.gguf", "mini")
-    img = build_image(loop["dir"] / "mini.img", mini)
+    img = loop["dir"] / "mini.img"
+    shutil.copy(mini_img, img)
     base = Run(img, evals=False)
-    pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / "cache-mini")
+    pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / "cache-mini",
+            "--other-model")
     run = Run(img, evals=False)
     assert "does not match the model, its generic path runs" in run.log
     assert "model differs, generic path" in run.modules_out
     assert run.cached_modules() == set(planned(loop))
     assert run.text == base.text
+
+
+def test_apply_refuses_an_image_of_another_model(loop, mini_img, capsys):
+    """Without --other-model a plan is written only onto its own model, and
+    a refused apply writes nothing."""
+    img = loop["dir"] / "mini-refused.img"
+    shutil.copy(mini_img, img)
+    before = Path(img).read_bytes()
+    with pytest.raises(SystemExit):
+        pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / "cache-refused")
+    crc = chunked_crc(loop["dir"] / "mini-q4_0.gguf")
+    err = capsys.readouterr().err
+    assert f"the image holds model mini-q4_0.gguf (CRC {crc:08x}), the plan is for {loop['plan']['model_id']}" in err
+    assert Path(img).read_bytes() == before
+    assert not (loop["dir"] / "cache-refused").exists(), "nothing is built for a refused target"
+
+
+def chunked_crc(path):
+    """The image header's model CRC, computed here from the GGUF file: the
+    CRC-32 of the little-endian CRC-32s of its 4 MiB pieces
+    (FLUID_REGION_CRC_CHUNKED, kernel/include/fluid/image.h)."""
+    crcs = bytearray()
+    with open(path, "rb") as f:
+        while piece := f.read(4 << 20):
+            crcs += struct.pack("<I", zlib.crc32(piece))
+    return zlib.crc32(bytes(crcs))
+
+
+def slot_tags(run):
+    m = re.search(r"cache: slot \d: generation \d+, \d+ modules, tags (.+) \(active\)", run.log)
+    assert m, run.log
+    return set(m.group(1).split())
+
+
+def test_several_cpu_tags_in_one_cache(loop):
+    """This CPU's tag and x86-64-v4 in one slot: boot runs this CPU's
+    modules and never one built for AVX-512."""
+    img = copy_img(loop, "tags.img")
+    pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / "cache-tags",
+            "--tag", "x86-64-v4")
+    run = Run(img)
+    if _has_avx512(run):
+        pytest.skip("this guest CPU has AVX-512")
+    assert slot_tags(run) == {run.tag, "x86-64-v4"}
+    assert f"cache: tag {run.tag} found, generation 2" in run.log
+    cached = [v for v in run.variants.values() if v["variant"] == "cache"]
+    assert {v["module"] for v in cached} == set(planned(loop))
+    assert {v["march"] for v in cached} == {run.tag}
+    assert_same_tokens(run, loop)
+
+
+def test_best_usable_tag_when_this_cpus_own_is_absent(loop):
+    """A slot with x86-64-v2 and x86-64-v4 only, on a v3 CPU: the kernel
+    takes v2 (the usable tag with the most features), says v4 needs
+    features this CPU lacks, and runs no v4 module."""
+    if loop["baseline"].tag != "x86-64-v3":
+        pytest.skip(f"needs an x86-64-v3 CPU (this one is {loop['baseline'].tag})")
+    img = copy_img(loop, "v2v4.img", "base")
+    for t in ("x86-64-v2", "x86-64-v4"):
+        pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / f"cache-{t}",
+                "--tag", t)
+    run = Run(img)
+    assert slot_tags(run) == {"x86-64-v2", "x86-64-v4"}
+    assert "cache: tag x86-64-v2 found (this CPU's own tag has no cache), generation 2" in run.log
+    assert re.search(r"modules: cache tag x86-64-v4 rejected: requires AVX512F .*which this CPU", run.log)
+    cached = [v for v in run.variants.values() if v["variant"] == "cache"]
+    assert {v["module"] for v in cached} == set(planned(loop))
+    assert {v["march"] for v in cached} == {"x86-64-v2"}
+    assert_same_tokens(run, loop)
+
+
+def test_profiles_of_several_runs_merge(loop):
+    """analyze over two runs sums each op's calls and cycles: the plan's
+    totals equal the sums of what the kernel exported in each."""
+    prof2 = Path(pgo_run("profile", "--image", loop["base"], "--profiles-dir", loop["dir"] / "profiles-merge",
+                         "--prompt", "The weather today", "-n", 6, "--mem", MEM, "--smp", 2, "--quiet",
+                         "--target", TARGET))
+    plan = json.loads(Path(pgo_run("analyze", "--profile", loop["prof1"], "--profile", prof2, "--out",
+                                   loop["dir"] / "merged.plan.json")).read_text())
+    p1, p2 = json.loads(loop["prof1"].read_text()), json.loads(prof2.read_text())
+    assert p1["workload"]["generated_tokens"] != p2["workload"]["generated_tokens"], "two different runs"
+    assert plan["total_cycles"] == p1["total_cycles"] + p2["total_cycles"]
+    assert plan["profiles"] == [str(loop["prof1"]), str(prof2)]
+    for m in plan["modules"]:
+        ops = [o for p in (p1, p2) for o in p["modules"] if o["module"] == m["module"]]
+        assert m["calls"] == sum(o["calls"] for o in ops), m["module"]
+        assert m["cycles"] == sum(o["cycles"] for o in ops), m["module"]

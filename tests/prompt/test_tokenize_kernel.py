@@ -2,7 +2,8 @@
 encoder of the same Llama 2 vocabulary).  The host tests check ~400 strings
 through the same C code; this checks the path a user takes: the line
 editor, escapes, UTF-8 typed directly, and the vocabulary as the kernel
-loaded it from the GGUF in its model region."""
+loaded it from the GGUF in its model region; and the GGUF's tokenizer keys
+(add_bos_token, add_space_prefix) against llama.cpp's own tokenizer."""
 import json
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import subprocess
 import pytest
 
 from conftest import ROOT, build_image
+from llamacpp_tokens import shell_line, tok_oracle  # noqa: F401 (a fixture)
 
 NODE_MODULES = ROOT / "tools" / "node_modules"
 TOK_JS = ROOT / "tests" / "host" / "tok_js.mjs"
@@ -66,3 +68,30 @@ def test_prompt_longer_than_context(tmp_path, gen_model, vm_factory):
     out = vm.cmd("gen -n 200 --temp 0 " + "word " * (ctx - 10), timeout=600)
     assert "context full" in out
     assert "CPU:" in vm.cmd("info")
+
+
+# GGUF tokenizer keys (issue 11 part 3): tokenizer.ggml.add_bos_token and
+# tokenizer.ggml.add_space_prefix, each as llama.cpp reads it (absent:
+# true), against llama.cpp's own tokenizer on models made with them set.
+KEY_CASES = {
+    "defaults": [],
+    "no_bos": ["--set", "tokenizer.ggml.add_bos_token=false"],
+    "no_space_prefix": ["--set", "tokenizer.ggml.add_space_prefix=false"],
+    "neither": ["--set", "tokenizer.ggml.add_bos_token=false", "--set", "tokenizer.ggml.add_space_prefix=false"],
+}
+KEY_TEXTS = ["Hello world!", " leading space", "a</s>b", "</s>\n<|user|>\nHi", "<s>x", "line\nbreak", "日本語"]
+
+
+@pytest.mark.parametrize("case", sorted(KEY_CASES))
+def test_gguf_tokenizer_keys_as_llamacpp(case, tmp_path, gen_model, vm_factory, tok_oracle):
+    model = gen_model("tiny", "Q8_0", 1, extra=KEY_CASES[case])
+    want = tok_oracle(model, texts=KEY_TEXTS)
+    vm = vm_factory(build_image(tmp_path / "k.img", model))
+    for w in want:
+        got = json.loads(vm.cmd("tokenize " + shell_line(w["text"])).strip())
+        assert got == w["tokens"], f"{case}: tokenize {w['text']!r}: llama.cpp {w['tokens']}"
+    # gen feeds what tokenize shows: BOS or not, prefix or not.
+    out = vm.cmd("gen -n 1 --temp 0 Hello world!")
+    assert f"[prompt: {len(want[0]['tokens'])} tokens" in out, out
+    bos = 1 in want[0]["tokens"][:1]
+    assert bos == (case in ("defaults", "no_space_prefix"))   # the oracle itself reads the keys

@@ -2,7 +2,11 @@
 // node-llama-cpp (prebuilt llama.cpp, CPU-only linux-x64 binaries), measured
 // the way llama-bench measures, printing one JSON object on stdout.
 //
-//   node tools/peer/bench.mjs --model file.gguf [--threads N] [--pp 128] [--tg 64] [--reps 3]
+//   node tools/peer/bench.mjs --model file.gguf [--threads N] [--pp 128] [--tg 64] [--reps 3] [--ctx N]
+//
+// It also reports the process's resident memory after the runs (rss_bytes,
+// with the model and a context of --ctx tokens live) and before llama.cpp
+// was loaded (rss_start_bytes: node alone).
 //
 // How the two tests map onto llama-bench (llama.cpp tools/llama-bench):
 //
@@ -46,14 +50,18 @@ const { values: a } = parseArgs({
         pp: { type: "string", default: "128" },
         tg: { type: "string", default: "64" },
         reps: { type: "string", default: "3" },
+        ctx: { type: "string", default: "0" },
     },
 });
 if (!a.model)
     fail("usage: bench.mjs --model file.gguf [--threads N] [--pp N] [--tg N] [--reps R]");
 const threads = Number(a.threads), pp = Number(a.pp), tg = Number(a.tg), reps = Number(a.reps);
-if (![threads, pp, tg, reps].every(Number.isInteger) || threads < 1 || pp < 0 || tg < 0 || reps < 1 || pp + tg === 0)
+const ctx = Number(a.ctx);   // 0: just what the test needs (at least 256)
+if (![threads, pp, tg, reps, ctx].every(Number.isInteger) || threads < 1 || pp < 0 || tg < 0 || reps < 1 ||
+    pp + tg === 0 || ctx < 0)
     fail("bad numeric argument");
 
+const rssStart = process.memoryUsage().rss;   // node itself, before llama.cpp
 let lib;
 try {
     lib = await import("node-llama-cpp");
@@ -79,7 +87,7 @@ try {
         toks.push(259 + ((i * 7919) % (nVocab - 259)));
 
     const context = await model.createContext({
-        contextSize: Math.max(pp + tg, 256),
+        contextSize: ctx || Math.max(pp + tg, 256),
         batchSize: Math.max(pp, 1),
         threads,
         flashAttention: false,
@@ -131,6 +139,9 @@ try {
         out.tg = { n: tg, ...stats(v) };
     }
     out.system_info = llama.systemInfo;
+    out.context_size = context.contextSize;
+    out.rss_bytes = process.memoryUsage().rss;       // with the model and context in use
+    out.rss_start_bytes = rssStart;
     await context.dispose();
     await model.dispose();
     await llama.dispose();

@@ -8,26 +8,33 @@
 
 static uint64_t up64(uint64_t v) { return (v + 63) & ~63ull; }
 
-/* The activation format each weight type's dot product wants (ggml's
- * vec_dot_type) and the op converting a float row into it. */
-static int act_op(int wtype)
+int engine_act_op(int wtype)
 {
     switch (wtype) {
     case GGML_TYPE_F32: return OP_COPY_F32;
     case GGML_TYPE_F16: return OP_CONVERT_F16;
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0;
+    case GGML_TYPE_Q4_0: case GGML_TYPE_Q8_0: return OP_QUANT_Q8_0S;
+    case GGML_TYPE_Q5_0: return OP_QUANT_Q8_0;
+    case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_1: return OP_QUANT_Q8_1;
     default: return OP_QUANT_Q8_K;
     }
 }
 
-static size_t act_row_bytes(int wtype, uint64_t n)
+size_t engine_act_row_bytes(int wtype, uint64_t n)
 {
-    switch (act_op(wtype)) {
+    switch (engine_act_op(wtype)) {
     case OP_COPY_F32: return n * 4;
     case OP_CONVERT_F16: return n * 2;
+    case OP_QUANT_Q8_0S: return n / QK8_0 * sizeof(struct block_q8_0s);
     case OP_QUANT_Q8_0: return n / QK8_0 * sizeof(struct block_q8_0);
+    case OP_QUANT_Q8_1: return n / QK8_1 * sizeof(struct block_q8_1);
     default: return n / QK_K * sizeof(struct block_q8_K);
     }
+}
+
+uint64_t engine_kv_bytes(const struct llama_hparams *hp, int n_ctx)
+{
+    return 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * sizeof(ggml_half));
 }
 
 uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
@@ -41,7 +48,8 @@ uint64_t engine_mem_bytes(const struct llama_hparams *hp, int n_ctx)
     f += up64(B * hp->n_vocab * 4);                 /* logits */
     f += up64(B * hp->head_dim * 4);                /* rope_cs */
     f += up64(B * big * 4);                         /* act (>= any format) */
-    f += 2 * up64((uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+    f += up64(B * hp->n_embd * 2);                  /* qh: q as F16 */
+    f += engine_kv_bytes(hp, n_ctx);                /* F16 KV cache */
     return f;
 }
 
@@ -76,8 +84,9 @@ int engine_init(struct engine *e, const struct llama_model *m, int n_ctx,
     TAKE(e->logits, B * hp->n_vocab * 4);
     TAKE(e->rope_cs, B * hp->head_dim * 4);
     TAKE(e->act, B * big * 4);
-    TAKE(e->kcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
-    TAKE(e->vcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 4);
+    TAKE(e->qh, B * hp->n_embd * 2);
+    TAKE(e->kcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 2);
+    TAKE(e->vcache, (uint64_t)hp->n_layer * hp->n_embd_kv * n_ctx * 2);
 #undef TAKE
     e->act_row = big * 4;
     e->mem_bytes = need;
@@ -107,30 +116,39 @@ static void mm_rows(void *ctx, int begin, int end, int cpu)
     const struct mm_job *j = ctx;
     struct matmul_args a = j->a;
     (void)cpu;
-    a.row0 = begin * MM_ROW_GRAIN;
-    a.row1 = end * MM_ROW_GRAIN < j->a.row1 ? end * MM_ROW_GRAIN : j->a.row1;
+    a.row0 = j->a.row0 + begin * MM_ROW_GRAIN;
+    a.row1 = j->a.row0 + end * MM_ROW_GRAIN < j->a.row1 ? j->a.row0 + end * MM_ROW_GRAIN : j->a.row1;
     uint64_t rows = (uint64_t)(a.row1 - a.row0);
     PROF_CALL(j->op, j->mm(&a), rows * a.w_row_bytes, 2ull * (uint64_t)a.n_in * rows * (uint64_t)a.n_tok);
 }
 
+void engine_matmul(int op, void (*mm)(const struct matmul_args *), const struct matmul_args *a)
+{
+    struct mm_job j = { .a = *a, .mm = mm, .op = op };
+    plat_parallel_for((a->row1 - a->row0 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN, mm_rows, &j);
+}
+
 /* Y[i] = W X[i] for n rows (X row stride ldx floats, Y row stride = the
  * output width): convert X into W's activation format (once, on this
- * CPU), then the product with its output rows split over all cores. */
+ * CPU), then the product with its output rows split over all cores.
+ * same_input: X is the previous call's X, unchanged since. */
 static void linear(struct engine *e, const struct llama_tensor *W, const float *X,
-                   int n, size_t ldx, float *Y)
+                   int n, size_t ldx, float *Y, int same_input)
 {
-    int aop = act_op(W->type), mop = op_mm_for_type(W->type);
-    size_t arb = act_row_bytes(W->type, W->ne0);
+    int aop = engine_act_op(W->type), mop = op_mm_for_type(W->type);
+    size_t arb = engine_act_row_bytes(W->type, W->ne0);
     void (*conv)(const float *, void *, int) = optab[aop].fn;
-    for (int i = 0; i < n; i++)
-        PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
-    struct mm_job j = {
-        .a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
-               .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n },
-        .mm = optab[mop].fn,
-        .op = mop,
-    };
-    plat_parallel_for((int)((W->ne1 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN), mm_rows, &j);
+    /* q/k/v and gate/up read the same input: it is converted once, unless
+     * the second matrix wants another format or width. */
+    if (!same_input || aop != e->act_op || W->ne0 != e->act_width) {
+        for (int i = 0; i < n; i++)
+            PROF_CALL(aop, conv(X + i * ldx, e->act + i * arb, (int)W->ne0), W->ne0 * 4, W->ne0);
+        e->act_op = aop, e->act_width = W->ne0;
+    }
+    struct matmul_args a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
+                             .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n,
+                             .n_rows = (int)W->ne1 };
+    engine_matmul(mop, optab[mop].fn, &a);
 }
 
 /* cos/sin table of position pos, as ggml's rope (mode 0): theta_i =
@@ -148,8 +166,8 @@ static void rope_table(const struct llama_hparams *hp, int pos, float *cs)
 
 struct attn_job {
     struct engine *e;
-    const float *kl, *vl;   /* this layer's K and V cache */
-    size_t head_stride;     /* floats between KV heads in the cache */
+    const ggml_half *kl, *vl; /* this layer's K and V cache */
+    size_t head_stride;     /* halves between KV heads in the cache */
     int n, hd, group;
     float scale;
 };
@@ -163,21 +181,22 @@ static void attn_heads(void *ctx, int h0, int h1, int cpu)
     const struct llama_hparams *hp = &e->hp;
     int hd = j->hd;
     float *att = e->att + (size_t)cpu * e->att_stride;
-    void (*scores)(const float *, const float *, size_t, int, int, float, float *) = optab[OP_ATTN_SCORES].fn;
+    void (*scores)(const ggml_half *, const ggml_half *, size_t, int, int, float, float *) =
+        optab[OP_ATTN_SCORES].fn;
     void (*smax)(float *, int) = optab[OP_SOFTMAX].fn;
-    void (*wsum)(const float *, const float *, size_t, int, int, float *) = optab[OP_ATTN_WSUM].fn;
+    void (*wsum)(const float *, const ggml_half *, size_t, int, int, float *) = optab[OP_ATTN_WSUM].fn;
     for (int i = 0; i < j->n; i++) {
         int n_pos = e->n_past + i + 1;   /* causal: positions 0..pos */
         for (int h = h0; h < h1; h++) {
-            const float *q = e->q + (size_t)i * hp->n_embd + (size_t)h * hd;
-            const float *kh = j->kl + (size_t)(h / j->group) * j->head_stride;
-            const float *vh = j->vl + (size_t)(h / j->group) * j->head_stride;
+            const ggml_half *q = e->qh + (size_t)i * hp->n_embd + (size_t)h * hd;
+            const ggml_half *kh = j->kl + (size_t)(h / j->group) * j->head_stride;
+            const ggml_half *vh = j->vl + (size_t)(h / j->group) * j->head_stride;
             float *out = e->xb2 + (size_t)i * hp->n_embd + (size_t)h * hd;
             PROF_CALL(OP_ATTN_SCORES, scores(q, kh, hd, n_pos, hd, j->scale, att),
-                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+                      (uint64_t)n_pos * hd * 2, 2ull * n_pos * hd);
             PROF_CALL(OP_SOFTMAX, smax(att, n_pos), (uint64_t)n_pos * 4, 4ull * n_pos);
             PROF_CALL(OP_ATTN_WSUM, wsum(att, vh, hd, n_pos, hd, out),
-                      (uint64_t)n_pos * hd * 4, 2ull * n_pos * hd);
+                      (uint64_t)n_pos * hd * 2, 2ull * n_pos * hd);
         }
     }
 }
@@ -187,15 +206,19 @@ static void attention(struct engine *e, int layer, int n)
     const struct llama_hparams *hp = &e->hp;
     int hd = (int)hp->head_dim;
     size_t head_stride = (size_t)e->n_ctx * hd;
-    float *kl = e->kcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
-    float *vl = e->vcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
-    /* Append this batch's K and V: cache[kv_head][pos][head_dim]. */
-    for (int i = 0; i < n; i++)
+    ggml_half *kl = e->kcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
+    ggml_half *vl = e->vcache + (size_t)layer * hp->n_embd_kv * e->n_ctx;
+    void (*to_f16)(const float *, void *, int) = optab[OP_CONVERT_F16].fn;
+    /* Append this batch's K and V as F16: cache[kv_head][pos][head_dim];
+     * the queries as F16 too (what llama.cpp's F16 KV path multiplies). */
+    for (int i = 0; i < n; i++) {
         for (uint32_t h = 0; h < hp->n_head_kv; h++) {
             size_t at = h * head_stride + (size_t)(e->n_past + i) * hd;
-            memcpy(kl + at, e->k + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
-            memcpy(vl + at, e->v + (size_t)i * hp->n_embd_kv + h * hd, hd * 4);
+            to_f16(e->k + (size_t)i * hp->n_embd_kv + h * hd, kl + at, hd);
+            to_f16(e->v + (size_t)i * hp->n_embd_kv + h * hd, vl + at, hd);
         }
+        to_f16(e->q + (size_t)i * hp->n_embd, e->qh + (size_t)i * hp->n_embd, (int)hp->n_embd);
+    }
     /* Then every query head over all cores (GQA: head h reads KV head
      * h / group). */
     struct attn_job j = {
@@ -234,26 +257,26 @@ int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logit
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->attn_norm.data, (int)D, hp->rms_eps),
                       D * 8, 4 * D);
-        linear(e, &L->attn_q, e->xb, n, D, e->q);
-        linear(e, &L->attn_k, e->xb, n, D, e->k);
-        linear(e, &L->attn_v, e->xb, n, D, e->v);
+        linear(e, &L->attn_q, e->xb, n, D, e->q, 0);
+        linear(e, &L->attn_k, e->xb, n, D, e->k, 1);
+        linear(e, &L->attn_v, e->xb, n, D, e->v, 1);
         for (int i = 0; i < n; i++) {
             const float *cs = e->rope_cs + (size_t)i * hp->head_dim;
             PROF_CALL(OP_ROPE, rope(e->q + i * D, (int)hp->n_head, (int)hp->head_dim, cs), D * 4, 6 * D);
             PROF_CALL(OP_ROPE, rope(e->k + i * DKV, (int)hp->n_head_kv, (int)hp->head_dim, cs), DKV * 4, 6 * DKV);
         }
         attention(e, (int)l, n);
-        linear(e, &L->attn_output, e->xb2, n, D, e->xb);
+        linear(e, &L->attn_output, e->xb2, n, D, e->xb, 0);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_ADD, addv(e->x + i * D, e->xb + i * D, (int)D), D * 8, D);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->ffn_norm.data, (int)D, hp->rms_eps),
                       D * 8, 4 * D);
-        linear(e, &L->ffn_gate, e->xb, n, D, e->hb);
-        linear(e, &L->ffn_up, e->xb, n, D, e->hb2);
+        linear(e, &L->ffn_gate, e->xb, n, D, e->hb, 0);
+        linear(e, &L->ffn_up, e->xb, n, D, e->hb2, 1);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_SWIGLU, glu(e->hb + i * FF, e->hb + i * FF, e->hb2 + i * FF, (int)FF), FF * 8, 5 * FF);
-        linear(e, &L->ffn_down, e->hb, n, FF, e->xb);
+        linear(e, &L->ffn_down, e->hb, n, FF, e->xb, 0);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_ADD, addv(e->x + i * D, e->xb + i * D, (int)D), D * 8, D);
     }
@@ -262,7 +285,7 @@ int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logit
         PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, w->output_norm.data, (int)D, hp->rms_eps),
                   D * 8, 4 * D);
     /* Logits of rows first..n-1 land in logits rows first..n-1. */
-    linear(e, &w->output, e->xb + first * D, n - first, D, e->logits + (size_t)first * hp->n_vocab);
+    linear(e, &w->output, e->xb + first * D, n - first, D, e->logits + (size_t)first * hp->n_vocab, 0);
     e->n_past += n;
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "llm/llama_model.h"
+#include "ops.h"   /* ggml_half, struct matmul_args */
 
 #define ENGINE_BATCH 32   /* tokens per forward call, at most */
 
@@ -37,9 +38,28 @@ struct engine {
     float *rope_cs;       /* [ENGINE_BATCH][head_dim]: cos, sin pairs */
     uint8_t *act;         /* activation rows converted for the dot products */
     size_t act_row;       /* bytes of one converted row, at most */
-    float *kcache, *vcache; /* [n_layer][n_head_kv][n_ctx][head_dim] */
+    int act_op;           /* format of what act holds (linear()'s reuse) */
+    uint64_t act_width;   /* and its row width */
+    ggml_half *qh;        /* [ENGINE_BATCH][n_embd]: q as F16 for attention */
+    ggml_half *kcache, *vcache; /* F16 [n_layer][n_head_kv][n_ctx][head_dim] */
     uint64_t mem_bytes;   /* memory this engine took */
 };
+
+/* The activation format each weight type's dot product wants (ggml's
+ * vec_dot_type, modules/ops.h: F32 -> F32, F16 -> F16, Q4_0/Q8_0 ->
+ * Q8_0S, K-quants -> Q8_K) as the op converting a float row into it
+ * (OP_COPY_F32, ...), and the bytes of one converted row of n floats. */
+int engine_act_op(int wtype);
+size_t engine_act_row_bytes(int wtype, uint64_t n);
+
+/* The product a describes (rows a->row0..a->row1 of a->n_rows) computed
+ * by mm, its output rows split in blocks over every online core as the
+ * forward pass splits them; profiled as op.  Returns when all are done. */
+void engine_matmul(int op, void (*mm)(const struct matmul_args *), const struct matmul_args *a);
+
+/* Bytes of the KV cache for n_ctx positions (F16 keys and values: 2 x
+ * n_layer x n_embd_kv x n_ctx halves), part of engine_mem_bytes(). */
+uint64_t engine_kv_bytes(const struct llama_hparams *hp, int n_ctx);
 
 /* Bytes engine_init() needs for this model and context length (with one
  * attention scratch row per online CPU: call after the platform started its workers). */

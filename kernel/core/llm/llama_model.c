@@ -212,6 +212,18 @@ static int check_byte_tokens(struct loader *L)
     return LLAMA_OK;
 }
 
+/* Optional bool key (llama.cpp reads these with get_key(..., false)):
+ * absent gives dflt; present must be a GGUF bool. */
+static int bool_key(struct loader *L, const char *key, bool dflt, bool *out)
+{
+    int rc = gguf_get_bool(L->f, key, out);
+    if (rc == GGUF_E_NOT_FOUND) {
+        *out = dflt;
+        return LLAMA_OK;
+    }
+    return rc ? key_fail(L, key, rc, "bool") : LLAMA_OK;
+}
+
 /* Optional special-token id key: absent gives dflt; present must be < n_vocab. */
 static int token_id_key(struct loader *L, const char *key, uint32_t dflt, uint32_t *out)
 {
@@ -255,22 +267,45 @@ static int read_vocab(struct loader *L)
         (rc = check_byte_tokens(L)) ||
         (rc = token_id_key(L, "tokenizer.ggml.bos_token_id", 1 % hp->n_vocab, &hp->bos_id)) ||
         (rc = token_id_key(L, "tokenizer.ggml.eos_token_id", 2 % hp->n_vocab, &hp->eos_id)) ||
-        (rc = token_id_key(L, "tokenizer.ggml.unknown_token_id", 0, &hp->unk_id)))
+        (rc = token_id_key(L, "tokenizer.ggml.unknown_token_id", 0, &hp->unk_id)) ||
+        (rc = bool_key(L, "tokenizer.ggml.add_bos_token", true, &hp->add_bos)) ||
+        (rc = bool_key(L, "tokenizer.ggml.add_space_prefix", true, &hp->add_space_prefix)))
         return rc;
+    /* The chat template is optional, and only ever recognised (llm/chat.h),
+     * never run: any string will do; another type is ignored as absent. */
+    if (gguf_get_str(L->f, "tokenizer.chat_template", &m->chat_template) != 0)
+        m->chat_template = (struct gguf_str){ 0, 0 };
     return LLAMA_OK;
 }
 
 /* ---- tensors --------------------------------------------------------------- */
 
+/* The matrix types Fluid has kernels for (modules/mm_<type>.c; the
+ * module table maps them in kernel/core/mod/optab.c). */
+static const uint32_t k_matrix_types[] = {
+    GGML_TYPE_F32, GGML_TYPE_F16, GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
+    GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K,
+    GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+};
+#define N_MATRIX_TYPES (sizeof k_matrix_types / sizeof k_matrix_types[0])
+
 bool llama_matrix_type_supported(uint32_t type)
 {
-    switch (type) {
-    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_Q8_0: case GGML_TYPE_Q4_0:
-    case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
-        return true;
-    default:
-        return false;
-    }
+    for (size_t i = 0; i < N_MATRIX_TYPES; i++)
+        if (k_matrix_types[i] == type)
+            return true;
+    return false;
+}
+
+/* "F32, F16, ..." (the k_matrix_types names) into buf. */
+static const char *matrix_type_list(char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < N_MATRIX_TYPES && used < n; i++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
+                                 ggml_type_name(k_matrix_types[i]));
+    return buf;
 }
 
 /* "[256, 32000]" for a tensor's n_dims dimensions. */
@@ -305,10 +340,11 @@ static int check_type(struct loader *L, const char *name, const struct gguf_tens
     if (norm && t->type != GGML_TYPE_F32)
         return lfail(L, LLAMA_E_TENSOR_TYPE, "tensor '%s': type %s is not supported for a norm (must be F32)",
                      name, ggml_type_name(t->type));
-    if (!llama_matrix_type_supported(t->type))
-        return lfail(L, LLAMA_E_TENSOR_TYPE,
-                     "tensor '%s': type %s is not supported (supported: F32, F16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K)",
-                     name, ggml_type_name(t->type));
+    if (!llama_matrix_type_supported(t->type)) {
+        char list[128];
+        return lfail(L, LLAMA_E_TENSOR_TYPE, "tensor '%s': type %s is not supported (supported: %s)",
+                     name, ggml_type_name(t->type), matrix_type_list(list, sizeof list));
+    }
     uint32_t blck;
     ggml_type_info(t->type, &blck, NULL);
     if (t->ne[0] % blck != 0)   /* gguf_parse already ensures this */

@@ -62,6 +62,8 @@ struct llama_hparams {
     float rms_eps;           /* RMSNorm epsilon */
     float rope_freq_base;    /* absent key: 10000 */
     uint32_t bos_id, eos_id, unk_id; /* absent keys: 1, 2, 0 */
+    bool add_bos;            /* tokenizer.ggml.add_bos_token (absent: true) */
+    bool add_space_prefix;   /* tokenizer.ggml.add_space_prefix (absent: true) */
 };
 
 /* A view of one weight tensor inside the file. Matrices are ne0 x ne1:
@@ -97,6 +99,8 @@ struct llama_model {
     const struct gguf_kv *tokens;     /* tokenizer.ggml.tokens (strings) */
     const struct gguf_kv *scores;     /* tokenizer.ggml.scores (f32) */
     const struct gguf_kv *token_type; /* tokenizer.ggml.token_type (i32) */
+    struct gguf_str chat_template;    /* tokenizer.chat_template (Jinja text,
+                                         len 0 when absent or not a string) */
 };
 
 /*
@@ -117,13 +121,17 @@ struct llama_model {
  *     .token_type (i32 array) with n_vocab elements each (llama.vocab_size,
  *     if present, must equal n_vocab); every token of type 6 (byte) reads
  *     exactly "<0xHH>"; bos/eos/unk ids (optional integer keys) < n_vocab;
+ *     tokenizer.ggml.add_bos_token and .add_space_prefix (optional bools,
+ *     default true as llama.cpp's for this vocabulary); the optional
+ *     string tokenizer.chat_template;
  *   - tensors token_embd [n_embd, n_vocab], output_norm [n_embd],
  *     output [n_embd, n_vocab] (optional), and per block attn_norm and
  *     ffn_norm [n_embd], attn_q and attn_output [n_embd, n_embd],
  *     attn_k and attn_v [n_embd, n_embd_kv], ffn_gate and ffn_up
  *     [n_embd, n_ff], ffn_down [n_ff, n_embd]: present, exactly that shape
  *     (n_dims included), norms F32, matrices one of F32, F16, Q8_0, Q4_0,
- *     Q4_K, Q5_K, Q6_K, rows whole blocks, data LLAMA_DATA_ALIGN-aligned.
+ *     Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, rows whole blocks,
+ *     data LLAMA_DATA_ALIGN-aligned.
  */
 int llama_model_load(const struct gguf_file *f, struct gguf_arena *arena,
                      struct llama_model *m, char *err, size_t err_size);

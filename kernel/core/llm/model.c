@@ -6,6 +6,7 @@
 #include "lib/crc32_fast.h"
 #include "lib/kprintf.h"
 #include "llm/model.h"
+#include "llm/repack.h"
 #include "plat/plat.h"
 
 #define MiB (1ull << 20)
@@ -19,6 +20,25 @@ static void fail(const char *fmt, const char *a)
 {
     snprintf(model.error, sizeof model.error, fmt, a);
     kprintf("model: %s\n", model.error);
+}
+
+void model_id_string(char *out, size_t cap)
+{
+    const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
+    if (!model.loaded) {
+        snprintf(out, cap, "none");
+        return;
+    }
+    char name[64];
+    size_t n = 0;
+    for (const char *p = model.name; *p && n < sizeof name - 1; p++) {
+        char c = *p;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        name[n++] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ? c : '-';
+    }
+    name[n] = 0;
+    snprintf(out, cap, "%s-%08x", n ? name : "model", r->crc32);
 }
 
 int model_require(void)
@@ -35,11 +55,12 @@ static int read_region(struct blkdev *d, const struct fluid_region *r, uint8_t *
     uint64_t bytes = (r->bytes + 511) & ~511ull, t0 = rdtsc();
     for (uint64_t done = 0; done < bytes;) {
         uint64_t n = bytes - done < READ_CHUNK ? bytes - done : READ_CHUNK;
+        d->error[0] = 0;
         int err = d->read(d, r->lba + done / 512, dst + done, n);
         if (err) {
-            char why[96];
+            char why[256];
             snprintf(why, sizeof why, "disk read failed at byte %llu of the model region (%s)",
-                     (unsigned long long)done, err == BLK_ERANGE ? "past the end of the disk" : "I/O error");
+                     (unsigned long long)done, d->error[0] ? d->error : blk_strerror(err));
             fail("%s", why);
             return -1;
         }
@@ -121,6 +142,7 @@ static int parse(uint8_t *arena_mem)
         .scores_f32 = m->scores->value,
         .types_i32 = m->token_type->value,
         .bos_id = (int32_t)m->hp.bos_id, .eos_id = (int32_t)m->hp.eos_id, .unk_id = (int32_t)m->hp.unk_id,
+        .add_bos = m->hp.add_bos, .add_space_prefix = m->hp.add_space_prefix,
     };
     struct tok_arena ta = { arena.base + arena.used, arena.size - arena.used, 0 };
     int st = tok_init(&model.tok, &src, &ta);
@@ -135,38 +157,107 @@ static int parse(uint8_t *arena_mem)
     return 0;
 }
 
-static int setup_engine(void)
+/* The Q4_0 / Q8_0 matrices into the modules' x8 layout (llm/repack.h). */
+static int repack(void)
 {
-    const struct llama_hparams *hp = &model.m.hp;
-    int n_ctx = hp->n_ctx_train < FLUID_CTX_MAX ? (int)hp->n_ctx_train : FLUID_CTX_MAX;
-    uint64_t need = engine_mem_bytes(hp, n_ctx);
-    void *mem = plat_alloc(need, TWO_MiB);
-    model.eng_mem = mem;
-    model.eng_alloc = need;
-    if (!mem) {
-        char why[160];
-        struct plat_mem pm;
-        plat_mem_stats(&pm);
-        snprintf(why, sizeof why, "the KV cache and activations need %llu MiB; only %llu MiB are free",
-                 (unsigned long long)(need / MiB), (unsigned long long)(pm.largest / MiB));
-        fail("%s", why);
-        return -1;
+    char err[160];
+    uint64_t extra = 0;
+    int rc = weights_repack(&model.m.w, &extra, err, sizeof err);
+    if (extra) {   /* a tied output's copy, taken even when a later step failed */
+        model.tied_mem = model.m.w.output.data;
+        model.tied_alloc = extra;
     }
-    char err[128];
-    if (engine_init(&model.eng, &model.m, n_ctx, mem, need, err, sizeof err) != 0) {
+    if (rc != 0) {
         fail("%s", err);
         return -1;
     }
-    model.mem_bytes += need;
-    if (session_init(&model.sess, &model.eng, &model.tok) != SESS_OK) {
-        fail("%s", "no memory for the sampler's candidates");
-        return -1;
-    }
+    model.mem_bytes += extra;
     return 0;
 }
 
+/* 0, or -1 with why when n_ctx is outside 1..context_length. */
+static int check_ctx(int n_ctx, char *why, size_t cap)
+{
+    if (n_ctx >= 1 && (uint32_t)n_ctx <= model.m.hp.n_ctx_train)
+        return 0;
+    snprintf(why, cap, "a context of %d tokens: this model's context_length is %u (0 picks it)", n_ctx,
+             model.m.hp.n_ctx_train);
+    return -1;
+}
+
+/* The context: KV cache and activations for n_ctx positions (engine.h)
+ * and the session's buffers.  0, or -1 with the reason in why. */
+static int setup_ctx(int n_ctx, char *why, size_t cap)
+{
+    const struct llama_hparams *hp = &model.m.hp;
+    if (check_ctx(n_ctx, why, cap) != 0)
+        return -1;
+    uint64_t need = engine_mem_bytes(hp, n_ctx);
+    void *mem = plat_alloc(need, TWO_MiB);
+    if (!mem) {
+        struct plat_mem pm;
+        plat_mem_stats(&pm);
+        uint64_t kv = engine_kv_bytes(hp, n_ctx);
+        snprintf(why, cap, "a context of %d tokens needs %llu MiB (KV cache %llu MiB, activations %llu MiB); "
+                 "only %llu MiB are free", n_ctx, (unsigned long long)((need + MiB - 1) / MiB),
+                 (unsigned long long)(kv / MiB), (unsigned long long)((need - kv) / MiB),
+                 (unsigned long long)(pm.largest / MiB));
+        return -1;
+    }
+    if (engine_init(&model.eng, &model.m, n_ctx, mem, need, why, cap) != 0) {
+        plat_free(mem, need);
+        return -1;
+    }
+    if (session_init(&model.sess, &model.eng, &model.tok) != SESS_OK) {
+        plat_free(mem, need);
+        snprintf(why, cap, "no memory for the session's buffers (%u sampler candidates, %d token ids)",
+                 hp->n_vocab, n_ctx);
+        return -1;
+    }
+    model.eng_mem = mem;
+    model.mem_bytes += need;
+    return 0;
+}
+
+/* The context size at boot: the platform's option, else the default. */
+static int boot_ctx(void)
+{
+    const struct llama_hparams *hp = &model.m.hp;
+    int asked = plat_boot_ctx_size();
+    if (asked == 0)
+        return (int)hp->n_ctx_train;
+    if (asked > 0)
+        return asked;
+    return hp->n_ctx_train < FLUID_CTX_DEFAULT ? (int)hp->n_ctx_train : FLUID_CTX_DEFAULT;
+}
+
+int model_set_ctx(int n_ctx, char *why, size_t cap)
+{
+    if (!model.loaded) {
+        snprintf(why, cap, "no model is loaded");
+        return -1;
+    }
+    if (n_ctx == 0)
+        n_ctx = (int)model.m.hp.n_ctx_train;
+    int old = model.eng.n_ctx;
+    if (check_ctx(n_ctx, why, cap) != 0)
+        return -1;
+    session_free(&model.sess);
+    plat_free(model.eng_mem, model.eng.mem_bytes);
+    model.eng_mem = NULL;
+    model.mem_bytes -= model.eng.mem_bytes;
+    if (setup_ctx(n_ctx, why, cap) == 0)
+        return 0;
+    char again[160];
+    if (setup_ctx(old, again, sizeof again) != 0) {   /* what was just freed: cannot fail */
+        snprintf(model.error, sizeof model.error, "the context could not be set up again: %s", again);
+        model.loaded = 0;
+    }
+    return -1;
+}
+
 /* The load; 0, or -1 after fail().  Everything it takes from plat_alloc
- * is recorded in model.*_mem at once, so release() finds it. */
+ * is recorded in model.* at once, so release() finds it. */
 static int load(void)
 {
     const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
@@ -214,8 +305,13 @@ static int load(void)
         fail("%s", "model region checksum mismatch: the disk image is damaged");
         return -1;
     }
-    if (parse(arena_mem) != 0 || setup_engine() != 0)
+    if (parse(arena_mem) != 0 || repack() != 0)
         return -1;
+    char why[200];
+    if (setup_ctx(boot_ctx(), why, sizeof why) != 0) {
+        fail("%s", why);
+        return -1;
+    }
     model.check_us = tsc_to_us(rdtsc() - t0);
     set_name();
     const struct llama_hparams *hp = &model.m.hp;
@@ -237,7 +333,9 @@ static void release(void)
 {
     session_free(&model.sess);
     if (model.eng_mem)
-        plat_free(model.eng_mem, model.eng_alloc);
+        plat_free(model.eng_mem, model.eng.mem_bytes);
+    if (model.tied_mem)
+        plat_free((void *)model.tied_mem, model.tied_alloc);   /* ours: repack.c took it */
     if (model.arena_mem)
         plat_free(model.arena_mem, ARENA_BYTES);
     if (model.file_mem)

@@ -3,16 +3,18 @@
 #include "llm/session.h"
 #include "plat/plat.h"
 
+static uint64_t cand_bytes(const struct session *s) { return (uint64_t)s->e->hp.n_vocab * sizeof *s->cand; }
+static uint64_t tokens_bytes(const struct session *s) { return (uint64_t)s->e->n_ctx * sizeof *s->tokens; }
+
 int session_init(struct session *s, struct engine *e, const struct tok_vocab *tok)
 {
-    *s = (struct session){ .e = e, .tok = tok, .s = { 0.8f, 40, 0.95f, 1 }, .last_row = -1 };
-    uint64_t cand = (uint64_t)e->hp.n_vocab * sizeof *s->cand;
+    *s = (struct session){ .e = e, .tok = tok, .s = { 0.8f, 40, 0.95f, 1 }, .last_row = -1, .eot_id = -1 };
     s->piece_cap = tok_decoder_max_bytes(tok) + 8;
-    s->cand = plat_alloc(cand, 4096);
-    s->piece = s->cand ? plat_alloc(s->piece_cap, 4096) : NULL;
-    if (!s->piece) {
-        plat_free(s->cand, cand);
-        s->cand = NULL;
+    s->cand = plat_alloc(cand_bytes(s), 4096);
+    s->piece = plat_alloc(s->piece_cap, 4096);
+    s->tokens = plat_alloc(tokens_bytes(s), 4096);
+    if (!s->cand || !s->piece || !s->tokens) {
+        session_free(s);
         return SESS_NO_MEMORY;
     }
     return SESS_OK;
@@ -20,12 +22,15 @@ int session_init(struct session *s, struct engine *e, const struct tok_vocab *to
 
 void session_free(struct session *s)
 {
+    if (!s->e)
+        return;  /* never set up */
+    if (s->cand)
+        plat_free(s->cand, cand_bytes(s));
     if (s->piece)
         plat_free(s->piece, s->piece_cap);
-    if (s->cand)
-        plat_free(s->cand, (uint64_t)s->e->hp.n_vocab * sizeof *s->cand);
-    s->piece = NULL;
-    s->cand = NULL;
+    if (s->tokens)
+        plat_free(s->tokens, tokens_bytes(s));
+    s->cand = NULL, s->piece = NULL, s->tokens = NULL;
 }
 
 void session_reset(struct session *s)
@@ -109,7 +114,7 @@ int session_generate(struct session *s, int n_predict, void (*emit)(void *ctx, c
     uint64_t t0 = rdtsc();
     while (n < n_predict) {
         int32_t id = session_sample(s);
-        if ((uint32_t)id == s->e->hp.eos_id) {
+        if ((uint32_t)id == s->e->hp.eos_id || id == s->eot_id) {
             s->st.stop = STOP_EOS;
             break;
         }

@@ -49,6 +49,9 @@ struct session {
     struct sample_cand *cand;   /* n_vocab candidates for the sampler */
     char *piece;                /* tok_decoder_max_bytes() bytes: one token's text */
     size_t piece_cap;
+    int32_t *tokens;            /* e->n_ctx ids: a front end's prompt or batch */
+    int32_t eot_id;             /* a second end-of-generation id (a chat
+                                   template's end of turn), -1: none */
     int last_row;               /* row of e->logits for the next token; -1: none */
     /* Nonzero from poll(ctx) stops the run at the next forward pass. */
     int (*poll)(void *ctx);
@@ -57,11 +60,13 @@ struct session {
 };
 
 /* Set up a session over an initialised engine and tokenizer; buffers from
- * plat_alloc().  Returns SESS_OK or SESS_NO_MEMORY. */
+ * plat_alloc() (n_vocab sampler candidates, one token's text, n_ctx token
+ * ids).  Returns SESS_OK or SESS_NO_MEMORY (nothing kept). */
 int session_init(struct session *s, struct engine *e, const struct tok_vocab *tok);
 
-/* Give back the buffers session_init() took (s->cand, s->piece: NULL
- * afterwards); nothing to do for a session never set up. */
+/* Give back the buffers session_init() took (s->cand, s->piece, s->tokens:
+ * NULL afterwards), before the engine's context is resized or the model
+ * unloaded; nothing to do for a session never set up. */
 void session_free(struct session *s);
 
 /* Forget the context (the conversation); the sampler keeps its state. */
@@ -93,7 +98,7 @@ int32_t session_sample(struct session *s);
 
 /* Sample and feed up to n_predict tokens, streaming each token's text to
  * emit(ctx, bytes, n) (UTF-8, split multi-byte characters held back until
- * complete).  Stops at EOS (not fed, not emitted), at n_predict, when the
+ * complete).  Stops at EOS or eot_id (not fed, not emitted), at n_predict, when the
  * context is full, or when poll asks; st.stop says which.  Statistics:
  * st.n_gen, st.decode_ticks.  Returns the number of tokens generated, or
  * SESS_NO_LOGITS. */

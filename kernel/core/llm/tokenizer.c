@@ -240,6 +240,8 @@ int tok_init(struct tok_vocab *v, const struct tok_vocab_src *src,
     v->bos_id = src->bos_id;
     v->eos_id = src->eos_id;
     v->unk_id = src->unk_id;
+    v->add_bos = src->add_bos;
+    v->add_space_prefix = src->add_space_prefix;
     v->slot_mask = nslots - 1;
     memset(v->slots, 0xff, (size_t)nslots * sizeof *v->slots);
     for (int b = 0; b < 256; b++)
@@ -607,7 +609,9 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len,
         !scratch || len >= UINT32_MAX / 4)
         return TOK_ERR_ARG;
     *n_out = 0;
-    if ((flags & TOK_ENC_BOS) && v->bos_id < 0)
+    bool bos = (flags & TOK_ENC_BOS) || ((flags & TOK_ENC_ADD_SPECIAL) && v->add_bos);
+    bool prefix = v->add_space_prefix && !(flags & TOK_ENC_NO_PREFIX);
+    if (bos && v->bos_id < 0)
         return TOK_ERR_ARG;
 
     size_t mark = scratch->used;
@@ -623,18 +627,18 @@ int tok_encode(const struct tok_vocab *v, const char *text, size_t len,
         return TOK_ERR_NOMEM;
     }
 
-    if (flags & TOK_ENC_BOS)
+    if (bos)
         emit(&e, v->bos_id);
     struct frag *fr;
     size_t nfr = partition(v, text, len, flags, fa, fb, &fr);
-    bool prev_special = true; /* the first fragment gets the space too */
+    /* The first fragment gets the space too, unless it continues a text. */
+    bool prev_special = !(flags & TOK_ENC_CONTINUE);
     for (size_t i = 0; i < nfr; i++) {
         if (fr[i].id >= 0) {
             emit(&e, fr[i].id);
             prev_special = true;
         } else {
-            encode_fragment(&e, text + fr[i].off, fr[i].len,
-                            prev_special && !(flags & TOK_ENC_NO_PREFIX));
+            encode_fragment(&e, text + fr[i].off, fr[i].len, prev_special && prefix);
             prev_special = false;
         }
     }

@@ -76,6 +76,11 @@ struct tok_vocab_src {
      * tok_init fails). */
     const void *types_i32;
     int32_t bos_id, eos_id, unk_id; /* -1 when absent */
+    /* What the file asks of encoding, as llama.cpp's llama_vocab reads it:
+     * GGUF tokenizer.ggml.add_bos_token (TOK_ENC_ADD_SPECIAL puts BOS first)
+     * and tokenizer.ggml.add_space_prefix (a text starts with a space);
+     * both default to true for the llama (SentencePiece) vocabulary. */
+    bool add_bos, add_space_prefix;
 };
 
 /* Per-token data kept by the tokenizer (24 bytes). */
@@ -91,6 +96,7 @@ struct tok_entry {
 struct tok_vocab {
     uint32_t n_vocab;
     int32_t bos_id, eos_id, unk_id;
+    bool add_bos, add_space_prefix; /* from tok_vocab_src */
     struct tok_entry *tok;      /* [n_vocab] */
     int32_t *slots;             /* open-addressing hash piece -> id, -1 empty */
     uint32_t slot_mask;         /* slots has slot_mask+1 entries (power of 2) */
@@ -132,13 +138,19 @@ int32_t tok_lookup(const struct tok_vocab *v, const char *text, size_t len);
 const char *tok_strerror(int status);
 
 /* Flags of tok_encode. */
-#define TOK_ENC_BOS       0x1u /* put bos_id first */
+#define TOK_ENC_BOS       0x1u /* put bos_id first, whatever the vocabulary says */
 #define TOK_ENC_SPECIAL   0x2u /* text like "</s>" matching a CONTROL or
                                   UNKNOWN piece becomes that token (llama.cpp
                                   parse_special); USER_DEFINED pieces are
                                   always matched, as in llama.cpp */
-#define TOK_ENC_NO_PREFIX 0x4u /* do not prepend the space (GGUF
-                                  tokenizer.ggml.add_space_prefix = false) */
+#define TOK_ENC_NO_PREFIX 0x4u /* never prepend the space (as a vocabulary
+                                  with add_space_prefix false) */
+#define TOK_ENC_ADD_SPECIAL 0x8u /* llama.cpp's llama_tokenize(add_special):
+                                  bos_id first when the vocabulary's add_bos */
+#define TOK_ENC_CONTINUE  0x10u /* the text continues a context that ends in
+                                  text (a chat turn after a reply): its first
+                                  fragment gets no space prefix; fragments
+                                  after special tokens still do */
 
 /*
  * tok_encode: tokenize len bytes of text (any bytes; need not be
@@ -147,8 +159,9 @@ const char *tok_strerror(int status);
  *  - with TOK_ENC_SPECIAL, split the text at special-token texts (longest
  *    special first, leftmost non-overlapping matches) - those become their
  *    ids; the rest is handled as below, fragment by fragment;
- *  - a text fragment that is the first thing or follows a special token
- *    gets one space prepended (unless TOK_ENC_NO_PREFIX); an empty text
+ *  - a text fragment that is the first thing (unless TOK_ENC_CONTINUE) or
+ *    follows a special token gets one space prepended when the vocabulary's
+ *    add_space_prefix is set and TOK_ENC_NO_PREFIX is not; an empty text
  *    gives no tokens at all (so "" with TOK_ENC_BOS encodes to [BOS]);
  *  - every space becomes U+2581;
  *  - the fragment is split into UTF-8 characters; a byte that does not
@@ -164,7 +177,8 @@ const char *tok_strerror(int status);
  * Returns TOK_OK, or
  *   TOK_ERR_ARG     NULL v/n_out/scratch (text and out may be NULL only
  *                   when len and cap are 0), v not initialised, len >= 1 GiB,
- *                   or TOK_ENC_BOS with bos_id == -1;
+ *                   or a BOS asked for (TOK_ENC_BOS, or TOK_ENC_ADD_SPECIAL
+ *                   with add_bos) with bos_id == -1;
  *   TOK_ERR_NOMEM   scratch too small (nothing written);
  *   TOK_ERR_NOSPACE more than cap tokens: out[0..cap) holds the first cap
  *                   and *n_out the number the whole text needs.

@@ -4,6 +4,7 @@
 #include "arch/x86/cpu.h"
 #include "lib/kprintf.h"
 #include "mod/cache.h"
+#include "mod/choice.h"
 #include "mod/loader.h"
 #include "plat/plat.h"
 
@@ -81,6 +82,10 @@ static int choose_tag(const char *tags, char *out)
     return out[0] ? 0 : -1;
 }
 
+/* Load the chosen tag's modules over what runs now; with tag "" (none
+ * usable) only candidates.  Modules of other tags become candidates for
+ * `tune` (not serving any op), or skipped variants when this CPU cannot
+ * run them. */
 static void load_modules(const uint8_t *slot, const struct fluid_cache_slot *h)
 {
     for (uint32_t i = 0; i < h->n_entries; i++) {
@@ -92,8 +97,7 @@ static void load_modules(const uint8_t *slot, const struct fluid_cache_slot *h)
             cache_info.rejected++;
             continue;
         }
-        if (strcmp(e.tag, cache_info.tag) != 0)
-            continue;
+        int mine = strcmp(e.tag, cache_info.tag) == 0;
         snprintf(what, sizeof what, "cache %s gen %llu: %s", e.tag, (unsigned long long)h->generation, e.name);
         struct fluid_mod_header mh;
         memcpy(&mh, slot + e.offset, sizeof mh);
@@ -103,35 +107,36 @@ static void load_modules(const uint8_t *slot, const struct fluid_cache_slot *h)
             continue;
         }
         uint32_t used;
-        if (mod_load_one(slot + e.offset, e.bytes, "cache", h->generation, what, &used) == 0)
+        int rc = mine ? mod_load_one(slot + e.offset, e.bytes, "cache", h->generation, what, &used)
+                      : mod_load_candidate(slot + e.offset, e.bytes, "cache", h->generation, what, &used);
+        if (rc == 0 && mine)
             cache_info.loaded++;
-        else
+        else if (rc == 0)
+            cache_info.candidates++;
+        else if (rc != MOD_NOT_FOR_THIS_CPU)
             cache_info.rejected++;
     }
 }
 
-void cache_boot_load(void)
+int cache_scan(struct cache_scan *sc, uint8_t *buf, char *err, size_t cap)
 {
-    struct cache_info *ci = &cache_info;
     const struct fluid_region *r = &plat_image()->region[FLUID_REGION_CACHE];
     const uint32_t slot_sectors = FLUID_CACHE_SLOT_BYTES / 512;
-    ci->active = -1;
-    ci->lba = r->lba;
-    ci->sectors = r->sectors;
+    memset(sc, 0, sizeof *sc);
+    sc->active = -1;
+    sc->lba = r->lba;
     if (r->sectors < 2 * slot_sectors) {
-        region_error("this image has no cache region%s", "", 0, 0);
-        return;
+        snprintf(err, cap, "this image has no cache region");
+        return CACHE_NO_REGION;
     }
-    ci->present = 1;
-    struct blkdev *d = plat_boot_disk();
+    struct blkdev *d = sc->disk = plat_boot_disk();
     if (!d) {
-        region_error("cannot find the boot disk to read the cache from%s", "", 0, 0);
-        return;
+        snprintf(err, cap, "cannot find the boot disk to read the cache from");
+        return CACHE_NO_DISK;
     }
-    struct fluid_cache_slot h[2];
     int order[2], n = 0;
     for (int s = 0; s < 2; s++) {
-        struct cache_slot_info *si = &ci->slot[s];
+        struct cache_slot_info *si = &sc->slot[s];
         uint64_t lba = r->lba + (uint64_t)s * slot_sectors;
         si->state = SLOT_UNREAD;
         if (lba + 1 > d->sectors) {
@@ -139,17 +144,19 @@ void cache_boot_load(void)
                      (unsigned long long)lba, (unsigned long long)d->sectors);
             continue;
         }
-        int err = d->read(d, lba, hdr_buf[s], 512);
-        if (err) {
-            snprintf(si->why, sizeof si->why, "disk read error %d", err);
+        d->error[0] = 0;
+        int rc = d->read(d, lba, hdr_buf[s], 512);
+        if (rc) {
+            snprintf(si->why, sizeof si->why, "disk read error: %s", d->error[0] ? d->error : blk_strerror(rc));
             continue;
         }
-        si->state = modfmt_slot_header(hdr_buf[s], FLUID_CACHE_SLOT_BYTES, &h[s], si->why, sizeof si->why);
+        si->state = modfmt_slot_header(hdr_buf[s], FLUID_CACHE_SLOT_BYTES, &sc->h[s], si->why, sizeof si->why);
         if (si->state == SLOT_VALID) {
-            si->generation = h[s].generation;
-            si->slot_bytes = h[s].slot_bytes;
-            si->n_entries = h[s].n_entries;
-            if (n == 1 && h[s].generation > h[order[0]].generation) {
+            si->generation = sc->h[s].generation;
+            si->slot_bytes = sc->h[s].slot_bytes;
+            si->n_entries = sc->h[s].n_entries;
+            si->n_choices = sc->h[s].n_choices;
+            if (n == 1 && sc->h[s].generation > sc->h[order[0]].generation) {
                 order[1] = order[0];
                 order[0] = s;
             } else {
@@ -158,33 +165,56 @@ void cache_boot_load(void)
             n++;
         }
     }
-    uint8_t *buf = NULL;
-    for (int k = 0; k < n && ci->active < 0; k++) {
+    for (int k = 0; k < n && sc->active < 0; k++) {
         int s = order[k];
-        struct cache_slot_info *si = &ci->slot[s];
+        struct cache_slot_info *si = &sc->slot[s];
+        const struct fluid_cache_slot *h = &sc->h[s];
         uint64_t lba = r->lba + (uint64_t)s * slot_sectors;
-        if (lba + h[s].slot_bytes / 512 > d->sectors) {
+        if (lba + h->slot_bytes / 512 > d->sectors) {
             si->state = SLOT_TORN;
             snprintf(si->why, sizeof si->why, "generation %llu ends past the end of the disk (image truncated)",
-                     (unsigned long long)h[s].generation);
+                     (unsigned long long)h->generation);
             continue;
         }
-        if (!buf && !(buf = plat_alloc(FLUID_CACHE_SLOT_BYTES, 4096))) {
-            region_error("no memory to read the cache%s", "", 0, 0);
-            return;
-        }
-        int err = d->read(d, lba, buf, h[s].slot_bytes);
-        if (err) {
+        d->error[0] = 0;
+        int rc = d->read(d, lba, buf, h->slot_bytes);
+        if (rc) {
             si->state = SLOT_UNREAD;
-            snprintf(si->why, sizeof si->why, "disk read error %d", err);
+            snprintf(si->why, sizeof si->why, "disk read error: %s", d->error[0] ? d->error : blk_strerror(rc));
             continue;
         }
-        si->state = modfmt_slot_check(buf, h[s].slot_bytes, &h[s], si->why, sizeof si->why);
+        si->state = modfmt_slot_check(buf, h->slot_bytes, h, si->why, sizeof si->why);
         if (si->state == SLOT_VALID) {
-            ci->active = s;
-            slot_tags(buf, &h[s], si->tags, sizeof si->tags);
+            sc->active = s;
+            slot_tags(buf, h, si->tags, sizeof si->tags);
         }
     }
+    return 0;
+}
+
+void cache_boot_load(void)
+{
+    struct cache_info *ci = &cache_info;
+    struct cache_scan sc;
+    ci->active = -1;
+    ci->lba = plat_image()->region[FLUID_REGION_CACHE].lba;
+    ci->sectors = plat_image()->region[FLUID_REGION_CACHE].sectors;
+    uint8_t *buf = plat_alloc(FLUID_CACHE_SLOT_BYTES, 4096);
+    if (!buf) {
+        region_error("no memory to read the cache%s", "", 0, 0);
+        return;
+    }
+    char err[160];
+    int rc = cache_scan(&sc, buf, err, sizeof err);
+    if (rc != 0) {
+        ci->present = rc != CACHE_NO_REGION;
+        region_error("%s", err, 0, 0);
+        plat_free(buf, FLUID_CACHE_SLOT_BYTES);
+        return;
+    }
+    ci->present = 1;
+    memcpy(ci->slot, sc.slot, sizeof ci->slot);
+    ci->active = sc.active;
     for (int s = 0; s < 2; s++) {
         struct cache_slot_info *si = &ci->slot[s];
         if (si->state == SLOT_VALID && s == ci->active)
@@ -202,11 +232,14 @@ void cache_boot_load(void)
         plat_free(buf, FLUID_CACHE_SLOT_BYTES);
         return;
     }
-    const struct fluid_cache_slot *a = &h[ci->active];
+    const struct fluid_cache_slot *a = &sc.h[ci->active];
     ci->generation = a->generation;
     snprintf(ci->model_id, sizeof ci->model_id, "%s", a->model_id);
-    if (choose_tag(ci->slot[ci->active].tags, ci->tag) != 0) {
+    if (a->n_entries == 0) {
+        /* A slot `tune` wrote on an image without cached modules. */
+    } else if (choose_tag(ci->slot[ci->active].tags, ci->tag) != 0) {
         kprintf("cache: no cached modules usable by this CPU (tag %s); the image's modules run\n", cpu.tag);
+        load_modules(buf, a);
     } else {
         kprintf("cache: tag %s found%s, generation %llu (slot %d)\n", ci->tag,
                 strcmp(ci->tag, cpu.tag) ? " (this CPU's own tag has no cache)" : "",
@@ -214,6 +247,9 @@ void cache_boot_load(void)
         load_modules(buf, a);
         kprintf("cache: %d modules loaded, %d rejected\n", ci->loaded, ci->rejected);
     }
+    if (ci->candidates)
+        kprintf("cache: %d modules of other tags kept as variants for `tune`\n", ci->candidates);
+    choice_boot_apply(buf, a);
     plat_free(buf, FLUID_CACHE_SLOT_BYTES);
 }
 
@@ -231,12 +267,13 @@ void cache_print(void)
     for (int s = 0; s < 2; s++) {
         const struct cache_slot_info *si = &ci->slot[s];
         if (si->state == SLOT_VALID && s == ci->active)
-            kprintf("slot %d:     valid, generation %llu, %u bytes, %u modules, tags %s  [active]\n", s,
-                    (unsigned long long)si->generation, si->slot_bytes, si->n_entries,
-                    si->tags[0] ? si->tags : "(none)");
+            kprintf("slot %d:     valid, generation %llu, %u bytes, %u modules, %u tuned choices, tags %s  "
+                    "[active]\n", s, (unsigned long long)si->generation, si->slot_bytes, si->n_entries,
+                    si->n_choices, si->tags[0] ? si->tags : "(none)");
         else if (si->state == SLOT_VALID)
-            kprintf("slot %d:     older generation %llu, %u bytes, %u modules (header checked)\n", s,
-                    (unsigned long long)si->generation, si->slot_bytes, si->n_entries);
+            kprintf("slot %d:     older generation %llu, %u bytes, %u modules, %u tuned choices (header "
+                    "checked)\n", s, (unsigned long long)si->generation, si->slot_bytes, si->n_entries,
+                    si->n_choices);
         else
             kprintf("slot %d:     %s%s%s\n", s, modfmt_slot_state_name(si->state), si->why[0] ? ": " : "",
                     si->why);
@@ -249,5 +286,7 @@ void cache_print(void)
     kprintf("active:     slot %d, generation %llu, tag %s, built for model %s\n", ci->active,
             (unsigned long long)ci->generation, ci->tag[0] ? ci->tag : "(none usable)",
             ci->model_id[0] ? ci->model_id : "?");
-    kprintf("modules:    %d loaded from the cache, %d rejected\n", ci->loaded, ci->rejected);
+    kprintf("modules:    %d loaded from the cache, %d rejected, %d kept for `tune`\n", ci->loaded, ci->rejected,
+            ci->candidates);
+    choice_print();
 }

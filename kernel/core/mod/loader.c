@@ -28,8 +28,61 @@ const struct mod_loaded *mod_for_op(int op)
     return op >= 0 && op < OP_COUNT ? op_owner[op] : NULL;
 }
 
-int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t generation,
-                 const char *what, uint32_t *file_bytes)
+void *mod_op_fn(const struct mod_loaded *m, int op)
+{
+    for (uint32_t i = 0; i < m->n_entries; i++)
+        if (m->entry[i].op == op)
+            return (uint8_t *)m->base + m->entry[i].offset;
+    return NULL;
+}
+
+int mod_install_op(struct mod_loaded *m, int op)
+{
+    void *fn = mod_op_fn(m, op);
+    if (!fn)
+        return -1;
+    struct mod_loaded *old = (struct mod_loaded *)op_owner[op];
+    if (old)
+        old->n_ops--;
+    op_owner[op] = m;
+    m->n_ops++;
+    struct op_slot *s = &optab[op];
+    s->fn = fn;
+    s->module = m->name;
+    s->variant = m->variant;
+    s->march = m->march;
+    s->opt_level = m->opt_level;
+    memcpy(s->hash, m->hash, sizeof s->hash);
+    return 0;
+}
+
+struct mod_loaded *mod_find(const uint8_t sha256[32], int op)
+{
+    for (int i = 0; i < mods.n_loaded; i++)
+        if (memcmp(mods.loaded[i].sha256, sha256, sizeof mods.loaded[i].sha256) == 0 &&
+            mod_op_fn(&mods.loaded[i], op))
+            return &mods.loaded[i];
+    return NULL;
+}
+
+/* A module this CPU cannot run, for `tune`'s report. */
+static void record_skipped(const struct fluid_mod_header *h, const char *variant, const char *why)
+{
+    if (mods.n_skipped >= MOD_MAX_SKIPPED)
+        return;
+    struct mod_skipped *k = &mods.skipped[mods.n_skipped++];
+    snprintf(k->name, sizeof k->name, "%s", h->name);
+    snprintf(k->march, sizeof k->march, "%s", h->march);
+    k->variant = variant;
+    k->opt_level = (int)h->opt_level;
+    k->ops = 0;
+    for (uint32_t i = 0; i < h->n_entries; i++)
+        k->ops |= 1ull << h->entry[i].op;
+    snprintf(k->why, sizeof k->why, "%s", why);
+}
+
+static int load_module(const void *p, size_t avail, const char *variant, uint64_t generation,
+                       const char *what, uint32_t *file_bytes, int install)
 {
     struct mod_view v;
     char why[160];
@@ -45,8 +98,10 @@ int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t gene
     if (v.h.flags & FLUID_MOD_F_ISA)
         variant = "image";
     if (modfmt_check_features(&v.h, cpu.features, why, sizeof why) != 0) {
-        if (v.h.flags & FLUID_MOD_F_ISA)
+        if ((v.h.flags & FLUID_MOD_F_ISA) || !install) {
+            record_skipped(&v.h, variant, why);
             return MOD_NOT_FOR_THIS_CPU;   /* a build for other CPUs: expected, not an error */
+        }
         mod_reject(what, why);
         return -1;
     }
@@ -90,26 +145,28 @@ int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t gene
     m->n_shapes = v.h.n_shapes;
     memcpy(m->shape, v.h.shape, sizeof m->shape);
     m->shape_match = -1;
+    memcpy(m->sha256, v.h.sha256, sizeof m->sha256);
+    m->n_entries = v.h.n_entries;
+    memcpy(m->entry, v.h.entry, sizeof m->entry);
 
     void (*init)(const struct fluid_services *) =
         (void (*)(const struct fluid_services *))((uint8_t *)base + v.h.init_offset);
     init(&kernel_services);
-    for (uint32_t i = 0; i < v.h.n_entries; i++) {
-        int op = v.h.entry[i].op;
-        struct mod_loaded *old = (struct mod_loaded *)op_owner[op];
-        if (old)
-            old->n_ops--;
-        op_owner[op] = m;
-        m->n_ops++;
-        struct op_slot *s = &optab[op];
-        s->fn = (uint8_t *)base + v.h.entry[i].offset;
-        s->module = m->name;
-        s->variant = variant;
-        s->march = m->march;
-        s->opt_level = m->opt_level;
-        memcpy(s->hash, m->hash, sizeof s->hash);
-    }
+    for (uint32_t i = 0; install && i < v.h.n_entries; i++)
+        mod_install_op(m, v.h.entry[i].op);
     return 0;
+}
+
+int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t generation,
+                 const char *what, uint32_t *file_bytes)
+{
+    return load_module(p, avail, variant, generation, what, file_bytes, 1);
+}
+
+int mod_load_candidate(const void *p, size_t avail, const char *variant, uint64_t generation,
+                       const char *what, uint32_t *file_bytes)
+{
+    return load_module(p, avail, variant, generation, what, file_bytes, 0);
 }
 
 /* The module region the platform loaded and CRC-checked (pc: stage 2). */

@@ -21,6 +21,7 @@ struct llama_hparams;
 #define MOD_MAX_LOADED 128
 #define MOD_NOT_FOR_THIS_CPU -2   /* mod_load_one(): a per-ISA build for other CPUs */
 #define MOD_MAX_REJECTS 48
+#define MOD_MAX_SKIPPED 64
 
 /* A module in memory, serving one or more ops. */
 struct mod_loaded {
@@ -28,7 +29,7 @@ struct mod_loaded {
     char march[48];
     char compiler[64];
     char hash[17];               /* first 8 bytes of the body SHA-256, hex */
-    const char *variant;         /* "baseline" or "cache" */
+    const char *variant;         /* "baseline", "image" (a per-ISA build) or "cache" */
     uint64_t generation;         /* cache generation (0: baseline) */
     uint64_t features;           /* required CPU features */
     int opt_level;
@@ -39,6 +40,20 @@ struct mod_loaded {
     struct fluid_mod_shape shape[FLUID_MOD_MAX_SHAPES];
     int shape_match;             /* after mod_check_shapes: 1 match, 0 not, -1 unknown */
     int n_ops;                   /* ops currently served by it */
+    uint8_t sha256[32];          /* its body's SHA-256 (tuned choices name it) */
+    uint32_t n_entries;          /* the ops it implements (served or not) */
+    struct fluid_mod_entry entry[FLUID_MOD_MAX_ENTRIES];
+};
+
+/* A checked module this CPU cannot run (a per-ISA build or a cache tag
+ * for other CPUs): kept so `tune` can say which variants it skipped. */
+struct mod_skipped {
+    char name[32];
+    char march[48];
+    const char *variant;         /* "image" or "cache" */
+    int opt_level;
+    uint64_t ops;                /* bit op: it implements op */
+    char why[120];               /* "requires AVX512F ..., which this CPU lacks" */
 };
 
 /* A module refused, with its one-line reason. */
@@ -55,6 +70,8 @@ struct mod_state {
     struct mod_loaded loaded[MOD_MAX_LOADED];
     int n_rejects;
     struct mod_reject rejects[MOD_MAX_REJECTS];
+    int n_skipped;
+    struct mod_skipped skipped[MOD_MAX_SKIPPED];
 };
 
 extern struct mod_state mods;
@@ -81,6 +98,23 @@ int mod_boot_load(void);
  */
 int mod_load_one(const void *p, size_t avail, const char *variant, uint64_t generation,
                  const char *what, uint32_t *file_bytes);
+
+/*
+ * As mod_load_one, but the module's ops keep what serves them now: it is
+ * only kept in memory as a variant `tune` may time and choose (a cache
+ * module of another CPU tag this CPU can run).  A module needing features
+ * this CPU lacks is recorded in mods.skipped and MOD_NOT_FOR_THIS_CPU
+ * returned, silently.
+ */
+int mod_load_candidate(const void *p, size_t avail, const char *variant, uint64_t generation,
+                       const char *what, uint32_t *file_bytes);
+
+/* The function of module m for op, or NULL when m does not implement it. */
+void *mod_op_fn(const struct mod_loaded *m, int op);
+/* Make m serve op (it must implement it; returns -1 otherwise). */
+int mod_install_op(struct mod_loaded *m, int op);
+/* The loaded module whose body hashes to sha256 and implements op, or NULL. */
+struct mod_loaded *mod_find(const uint8_t sha256[32], int op);
 
 /* Record a rejection and print "modules: <what> rejected: <why>". */
 void mod_reject(const char *what, const char *why);

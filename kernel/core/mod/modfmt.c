@@ -254,6 +254,18 @@ enum cache_slot_state modfmt_slot_header(const void *hdr, uint32_t slot_cap,
             (unsigned long long)h->generation, h->slot_bytes, h->n_entries);
         return SLOT_BAD_HEADER;
     }
+    uint64_t choice_end = (uint64_t)h->choice_offset + (uint64_t)h->n_choices * sizeof(struct fluid_cache_choice);
+    if (h->n_choices == 0 ? h->choice_offset != 0
+                          : h->n_choices > FLUID_CACHE_MAX_CHOICES || h->choice_offset % FLUID_CACHE_CHOICE_ALIGN ||
+                                h->choice_offset < reg_end ||
+                                choice_end > h->slot_bytes - sizeof(struct fluid_cache_trailer) ||
+                                !terminated(h->choice_tag, sizeof h->choice_tag) ||
+                                !terminated(h->choice_cpu, sizeof h->choice_cpu) ||
+                                !terminated(h->choice_model_id, sizeof h->choice_model_id)) {
+        WHY("inconsistent tuned-choice table (%u choices at byte %u of %u)", h->n_choices, h->choice_offset,
+            h->slot_bytes);
+        return SLOT_BAD_HEADER;
+    }
     return SLOT_VALID;
 }
 
@@ -299,11 +311,40 @@ int modfmt_slot_entry(const uint8_t *slot, const struct fluid_cache_slot *h, uin
         return -1;
     }
     uint64_t lo = (uint64_t)h->registry_offset + h->registry_bytes;
-    uint64_t hi = h->slot_bytes - sizeof(struct fluid_cache_trailer);
+    uint64_t hi = h->n_choices ? h->choice_offset : h->slot_bytes - sizeof(struct fluid_cache_trailer);
     if (e->offset < lo || e->bytes < FLUID_MOD_HEADER_BYTES || (uint64_t)e->offset + e->bytes > hi) {
         WHY("entry %u (%s): module at %u+%u lies outside the slot's module area", i, e->name,
             e->offset, e->bytes);
         return -1;
     }
     return 0;
+}
+
+int modfmt_slot_choices(const uint8_t *slot, const struct fluid_cache_slot *h, struct fluid_cache_choice *out,
+                        char *why, size_t cap)
+{
+    if (h->n_choices == 0)
+        return 0;
+    size_t bytes = (size_t)h->n_choices * sizeof *out;
+    uint8_t d[SHA256_BYTES];
+    sha256(slot + h->choice_offset, bytes, d);
+    if (memcmp(d, h->choice_sha256, SHA256_BYTES) != 0) {
+        WHY("tuned-choice table SHA-256 mismatch (damaged)");
+        return -1;
+    }
+    memcpy(out, slot + h->choice_offset, bytes);
+    for (uint32_t i = 0; i < h->n_choices; i++) {
+        const struct fluid_cache_choice *c = &out[i];
+        if (c->op >= OP_COUNT || !terminated(c->module, sizeof c->module) ||
+            !terminated(c->march, sizeof c->march)) {
+            WHY("tuned choice %u: op %u unknown or its names unterminated", i, c->op);
+            return -1;
+        }
+        for (uint32_t j = 0; j < i; j++)
+            if (out[j].op == c->op) {
+                WHY("tuned choices %u and %u are both for %s", j, i, modfmt_op_name(c->op));
+                return -1;
+            }
+    }
+    return (int)h->n_choices;
 }

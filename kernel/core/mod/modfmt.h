@@ -87,4 +87,15 @@ enum cache_slot_state modfmt_slot_check(const uint8_t *slot, size_t bytes,
 int modfmt_slot_entry(const uint8_t *slot, const struct fluid_cache_slot *h, uint32_t i,
                       struct fluid_cache_entry *e, char *why, size_t cap);
 
+/*
+ * The tuned choices of a slot that passed modfmt_slot_check (layout:
+ * module_abi.h struct fluid_cache_choice): checks the table's SHA-256,
+ * each op id and string, and that no op appears twice, then copies the
+ * h->n_choices records to out (room for FLUID_CACHE_MAX_CHOICES).
+ * Returns their count (0: the slot has none), or -1 with the reason (the
+ * slot's modules stay usable; only its choices are ignored).
+ */
+int modfmt_slot_choices(const uint8_t *slot, const struct fluid_cache_slot *h, struct fluid_cache_choice *out,
+                        char *why, size_t cap);
+
 #endif

@@ -17,6 +17,11 @@ int op_mm_for_type(int t)
     case GGML_TYPE_F16: return OP_MM_F16;
     case GGML_TYPE_Q8_0: return OP_MM_Q8_0;
     case GGML_TYPE_Q4_0: return OP_MM_Q4_0;
+    case GGML_TYPE_Q4_1: return OP_MM_Q4_1;
+    case GGML_TYPE_Q5_0: return OP_MM_Q5_0;
+    case GGML_TYPE_Q5_1: return OP_MM_Q5_1;
+    case GGML_TYPE_Q2_K: return OP_MM_Q2_K;
+    case GGML_TYPE_Q3_K: return OP_MM_Q3_K;
     case GGML_TYPE_Q4_K: return OP_MM_Q4_K;
     case GGML_TYPE_Q5_K: return OP_MM_Q5_K;
     case GGML_TYPE_Q6_K: return OP_MM_Q6_K;
@@ -24,10 +29,32 @@ int op_mm_for_type(int t)
     }
 }
 
+int op_repack_for_type(int t)
+{
+    switch (t) {
+    case GGML_TYPE_Q8_0: return OP_REPACK_Q8_0;
+    case GGML_TYPE_Q4_0: return OP_REPACK_Q4_0;
+    default: return -1;
+    }
+}
+
 int op_dequant_for_type(int t)
 {
-    int mm = op_mm_for_type(t);
-    return mm < 0 ? -1 : OP_DQ_F32 + (mm - OP_MM_F32);
+    switch (t) {
+    case GGML_TYPE_F32: return OP_DQ_F32;
+    case GGML_TYPE_F16: return OP_DQ_F16;
+    case GGML_TYPE_Q8_0: return OP_DQ_Q8_0;
+    case GGML_TYPE_Q4_0: return OP_DQ_Q4_0;
+    case GGML_TYPE_Q4_1: return OP_DQ_Q4_1;
+    case GGML_TYPE_Q5_0: return OP_DQ_Q5_0;
+    case GGML_TYPE_Q5_1: return OP_DQ_Q5_1;
+    case GGML_TYPE_Q2_K: return OP_DQ_Q2_K;
+    case GGML_TYPE_Q3_K: return OP_DQ_Q3_K;
+    case GGML_TYPE_Q4_K: return OP_DQ_Q4_K;
+    case GGML_TYPE_Q5_K: return OP_DQ_Q5_K;
+    case GGML_TYPE_Q6_K: return OP_DQ_Q6_K;
+    default: return -1;
+    }
 }
 
 void optab_init(void)

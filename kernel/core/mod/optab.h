@@ -48,6 +48,9 @@ extern const struct fluid_services kernel_services;
 /* Matrix product / dequantisation op for a ggml weight type, or -1. */
 int op_mm_for_type(int ggml_type);
 int op_dequant_for_type(int ggml_type);
+/* The op that puts a matrix of this type into its matmul's x8 layout
+ * (modules/ops.h), or -1 when that matmul reads GGUF rows as they are. */
+int op_repack_for_type(int ggml_type);
 
 /* Name every slot and leave it empty (fn NULL, variant "none"); the
  * module loader (mod/loader.h) then installs the baseline modules from the

@@ -18,7 +18,7 @@
 
 #define BENCH_MAX_REPS 20
 
-static int32_t bench_toks[2048];
+#define bench_toks (model.sess.tokens)   /* model.eng.n_ctx ids: -p and -n are checked against it */
 
 /* A fixed, vocabulary-spread token sequence (BOS first). */
 static void make_tokens(int n, uint32_t n_vocab)

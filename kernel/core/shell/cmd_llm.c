@@ -3,7 +3,10 @@
  *
  * Text arguments accept the escapes \n \t \\ and \xHH (one byte); UTF-8
  * typed directly passes through.  Generation streams tokens as they come
- * and ends with llama.cpp-style figures; Ctrl-C stops it.
+ * and ends with llama.cpp-style figures; Ctrl-C stops it.  Prompts are
+ * tokenized as llama.cpp's llama_tokenize(add_special, parse_special): BOS
+ * and the space prefix as the GGUF file asks (tokenizer.h).  One limit on
+ * token counts: the context, model.eng.n_ctx (`set ctx`).
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include "arch/x86/insn.h"
 #include "lib/crc32_fast.h"
 #include "lib/kprintf.h"
+#include "llm/chat.h"
 #include "llm/model.h"
 #include "llm/sampler.h"
 #include "plat/plat.h"
@@ -18,16 +22,17 @@
 #include "shell/line.h"
 #include "shell/shell.h"
 
-#define MAX_TOKENS FLUID_CTX_MAX
 #define EVAL_MAX_TOP 64
+#define N_PREDICT_MAX (1 << 30)   /* tokens; generation also stops when the context is full */
 
 static struct {
     int n_predict;
     struct sampler s;
     uint64_t seed;          /* 0: a new seed from the TSC each run */
-} cfg = { 64, { 0.8f, 40, 0.95f, 1 }, 0 };
+    char system[LINE_MAX_BYTES + 1];   /* chat's system prompt, "" for none */
+} cfg = { 64, { 0.8f, 40, 0.95f, 1 }, 0, "You are a helpful assistant." };
 
-static int32_t toks[MAX_TOKENS];
+#define toks (model.sess.tokens)   /* model.eng.n_ctx ids */
 static char text_buf[LINE_MAX_BYTES + 1];
 
 /* Decode \n \t \\ \xHH in `in` into `out`; returns the length, or -1 after
@@ -71,17 +76,21 @@ static int unescape(const char *in, char *out, size_t cap)
     return (int)n;
 }
 
-/* Tokenize text into toks[]; returns the count or -1 after an error. */
-static int encode(const char *text, size_t len, unsigned flags, int cap)
+/* Tokenize text into out[0..cap) (for a prompt: toks, cap the context's
+ * room); returns the count or -1 after an error. */
+static int encode(const char *text, size_t len, unsigned flags, int32_t *out, int cap)
 {
     static uint8_t scratch[8u << 20];
     struct tok_arena sa = { scratch, sizeof scratch, 0 };
     size_t n = 0;
-    int st = tok_encode(&model.tok, text, len, flags, toks, (size_t)cap, &n, &sa);
-    if (st == TOK_ERR_NOSPACE) {
+    int st = tok_encode(&model.tok, text, len, flags, out, (size_t)cap, &n, &sa);
+    if (st == TOK_ERR_NOSPACE && cap < model.eng.n_ctx)   /* a chat turn after others */
+        kprintf("error: the turn is too long: %zu tokens, but the context has room for %d more (of %d)\n", n,
+                cap, model.eng.n_ctx);
+    else if (st == TOK_ERR_NOSPACE)
         kprintf("error: the prompt is too long: %zu tokens, but the context holds %d\n", n, cap);
+    if (st == TOK_ERR_NOSPACE)
         return -1;
-    }
     if (st != 0) {
         kprintf("error: tokenizer: %s\n", tok_strerror(st));
         return -1;
@@ -162,7 +171,7 @@ static int parse_gen_opts(int argc, char **argv, int *n_predict)
         const char *v = argv[++i];
         long l;
         float f;
-        if (strcmp(o, "-n") == 0 && shell_parse_long(v, &l) == 0 && l > 0 && l <= MAX_TOKENS)
+        if (strcmp(o, "-n") == 0 && shell_parse_long(v, &l) == 0 && l > 0 && l <= N_PREDICT_MAX)
             *n_predict = (int)l;
         else if (strcmp(o, "--temp") == 0 && shell_parse_float(v, &f) == 0 && f >= 0)
             cfg.s.temp = f;
@@ -198,7 +207,7 @@ static int cmd_gen(int argc, char **argv, const char *line)
     if (len < 0)
         goto out;
     struct engine *e = &model.eng;
-    int n = encode(text_buf, (size_t)len, TOK_ENC_BOS | TOK_ENC_SPECIAL, e->n_ctx);
+    int n = encode(text_buf, (size_t)len, TOK_ENC_ADD_SPECIAL | TOK_ENC_SPECIAL, toks, e->n_ctx);
     if (n < 0)
         goto out;
     start_run();
@@ -221,6 +230,15 @@ out:
     return rc;
 }
 
+/* "[id, id, ...]" */
+static void print_ids(const int32_t *ids, int n)
+{
+    kprintf("[");
+    for (int i = 0; i < n; i++)
+        kprintf(i ? ", %d" : "%d", ids[i]);
+    kprintf("]");
+}
+
 static int cmd_tokenize(int argc, char **argv, const char *line)
 {
     (void)argv;
@@ -233,13 +251,14 @@ static int cmd_tokenize(int argc, char **argv, const char *line)
     int len = unescape(shell_rest(line, 1), text_buf, sizeof text_buf);
     if (len < 0)
         return 1;
-    int n = encode(text_buf, (size_t)len, TOK_ENC_BOS | TOK_ENC_SPECIAL, MAX_TOKENS);
+    /* Not bounded by the context: nothing is fed.  A byte is at most one
+     * token; the space prefix and BOS are two more. */
+    static int32_t ids[LINE_MAX_BYTES + 2];
+    int n = encode(text_buf, (size_t)len, TOK_ENC_ADD_SPECIAL | TOK_ENC_SPECIAL, ids, LINE_MAX_BYTES + 2);
     if (n < 0)
         return 1;
-    kprintf("[");
-    for (int i = 0; i < n; i++)
-        kprintf(i ? ", %d" : "%d", toks[i]);
-    kprintf("]\n");
+    print_ids(ids, n);
+    kprintf("\n");
     return 0;
 }
 
@@ -309,21 +328,47 @@ static int cmd_eval(int argc, char **argv, const char *line)
     return feed(toks, n, eval_row, &top) == 0 ? 0 : 1;
 }
 
-static const char *const chat_system = "You are a helpful assistant.";
+/* A vocabulary piece as a C string (the template's bos_token, eos_token). */
+static void piece_text(int32_t id, char *out, size_t cap)
+{
+    const struct tok_entry *t = id >= 0 && (uint32_t)id < model.tok.n_vocab ? &model.tok.tok[id] : NULL;
+    size_t n = t && t->len < cap ? t->len : 0;
+    if (n)
+        memcpy(out, t->text, n);
+    out[n] = 0;
+}
 
+/* chat [--verbose-prompt]: the model's chat template (llm/chat.h), turn
+ * by turn; --verbose-prompt prints each turn's token ids before they are
+ * fed (as llama.cpp's --verbose-prompt). */
 static int cmd_chat(int argc, char **argv, const char *line)
 {
-    (void)argc, (void)argv, (void)line;
+    (void)line;
     if (model_require())
         return 1;
-    static char msg[LINE_MAX_BYTES + 1], turn[LINE_MAX_BYTES + 256];
-    kprintf("Chat with %s (Zephyr template). /reset starts over, /exit leaves.\n", model.name);
+    int verbose = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--verbose-prompt") != 0) {
+            kprintf("error: chat takes only --verbose-prompt (use `set system` for the system prompt)\n");
+            return 1;
+        }
+        verbose = 1;
+    }
+    static char msg[LINE_MAX_BYTES + 1], turn[2 * LINE_MAX_BYTES + 256], bos[64], eos[64];
+    struct chat_template t;
+    chat_detect(model.m.chat_template.ptr, (size_t)model.m.chat_template.len, &t);
+    piece_text((int32_t)model.m.hp.bos_id, bos, sizeof bos);
+    piece_text((int32_t)model.m.hp.eos_id, eos, sizeof eos);
+    int32_t eot = t.eot_text ? tok_lookup(&model.tok, t.eot_text, strlen(t.eot_text)) : -1;
+    kprintf("Chat with %s: %s template (%s).\n", model.name, t.name, t.source);
+    kprintf("System prompt: %s%s%s (set system <text> | none). /reset starts over, /exit leaves.\n",
+            cfg.system[0] ? "\"" : "", cfg.system[0] ? cfg.system : "none", cfg.system[0] ? "\"" : "");
     start_run();
     session_reset(&model.sess);
     for (;;) {
         int n = line_read("you> ", msg, sizeof msg);
         if (n == -2 || (n >= 0 && strcmp(msg, "/exit") == 0))
-            return 0;
+            break;
         if (n <= 0)
             continue;
         if (strcmp(msg, "/reset") == 0) {
@@ -337,48 +382,91 @@ static int cmd_chat(int argc, char **argv, const char *line)
         unsigned flags = TOK_ENC_SPECIAL;
         int m;
         if (session_used(&model.sess) == 0) {
-            m = snprintf(turn, sizeof turn, "<|system|>\n%s</s>\n<|user|>\n%s</s>\n<|assistant|>\n",
-                         chat_system, text_buf);
-            flags |= TOK_ENC_BOS;
+            m = chat_first_turn(&t, bos, eos, cfg.system, text_buf, turn, sizeof turn);
+            flags |= TOK_ENC_ADD_SPECIAL;
         } else {
-            /* Close the last reply with EOS (sampled, or cut at n_predict:
-             * the template wants it either way), then the next user turn. */
-            m = snprintf(turn, sizeof turn, "</s>\n<|user|>\n%s</s>\n<|assistant|>\n", text_buf);
-            flags |= TOK_ENC_NO_PREFIX;
+            /* Close the last reply (its end of turn: sampled, or cut at
+             * n_predict, the template wants it either way), then the next
+             * user turn, continuing the text of the reply. */
+            m = chat_next_turn(&t, bos, eos, text_buf, turn, sizeof turn);
+            flags |= TOK_ENC_CONTINUE;
         }
-        int nt = encode(turn, (size_t)m, flags, session_room(&model.sess));
+        if (m < 0) {
+            kprintf("error: the message is too long for the template\n");
+            continue;
+        }
+        int nt = encode(turn, (size_t)m, flags, toks, session_room(&model.sess));
         if (nt < 0) {
             kprintf("(use /reset to start a new conversation)\n");
             continue;
+        }
+        if (verbose) {
+            kprintf("(prompt tokens: ");
+            print_ids(toks, nt);
+            kprintf(")\n");
         }
         if (feed(toks, nt, NULL, NULL) != 0) {
             kprintf("(use /reset to start a new conversation)\n");
             continue;
         }
         kprintf("assistant> ");
-        int room = session_room(&model.sess);
-        generate(cfg.n_predict < room ? cfg.n_predict : room);
+        model.sess.eot_id = eot;
+        generate(cfg.n_predict);
+        model.sess.eot_id = -1;
         print_run_stats();
     }
+    return 0;
+}
+
+/* set ctx N: a new context of N tokens (0: the model's context_length). */
+static int set_ctx(const char *v)
+{
+    long l;
+    if (shell_parse_long(v, &l) != 0 || l < 0 || l > (1L << 30)) {
+        kprintf("error: set ctx takes a number of tokens (0: the model's context_length)\n");
+        return 1;
+    }
+    if (model_require())
+        return 1;
+    char why[200];
+    if (model_set_ctx((int)l, why, sizeof why) != 0) {
+        kprintf("error: %s; the context stays at %d tokens\n", why, model.eng.n_ctx);
+        return 1;
+    }
+    kprintf("ctx %d tokens (KV cache and activations %.1f MiB); the conversation starts over\n", model.eng.n_ctx,
+            model.eng.mem_bytes / 1048576.0);
+    return 0;
 }
 
 static int cmd_set(int argc, char **argv, const char *line)
 {
-    (void)line;
     if (argc == 1) {
         kprintf("n_predict %d\ntemp      %.3f\ntop_k     %d\ntop_p     %.3f\nseed      %llu%s\n",
                 cfg.n_predict, (double)cfg.s.temp, cfg.s.top_k, (double)cfg.s.top_p,
                 (unsigned long long)cfg.seed, cfg.seed ? "" : " (new each run)");
+        if (model.loaded)
+            kprintf("ctx       %d (context_length %u)\n", model.eng.n_ctx, model.m.hp.n_ctx_train);
+        kprintf("system    %s\n", cfg.system[0] ? cfg.system : "none");
         return 0;
     }
+    if (argc >= 3 && strcmp(argv[1], "system") == 0) {   /* the rest of the line, escapes decoded */
+        const char *rest = shell_rest(line, 2);
+        if (strcmp(rest, "none") == 0) {
+            cfg.system[0] = 0;
+            return 0;
+        }
+        return unescape(rest, cfg.system, sizeof cfg.system) < 0;
+    }
     if (argc != 3) {
-        kprintf("error: usage: set [<key> <value>]; keys: n_predict temp top_k top_p seed\n");
+        kprintf("error: usage: set [<key> <value>]; keys: n_predict temp top_k top_p seed ctx system\n");
         return 1;
     }
     long l;
     float f;
     const char *k = argv[1], *v = argv[2];
-    if (strcmp(k, "n_predict") == 0 && shell_parse_long(v, &l) == 0 && l > 0 && l <= MAX_TOKENS)
+    if (strcmp(k, "ctx") == 0)
+        return set_ctx(v);
+    if (strcmp(k, "n_predict") == 0 && shell_parse_long(v, &l) == 0 && l > 0 && l <= N_PREDICT_MAX)
         cfg.n_predict = (int)l;
     else if (strcmp(k, "temp") == 0 && shell_parse_float(v, &f) == 0 && f >= 0)
         cfg.s.temp = f;
@@ -390,7 +478,7 @@ static int cmd_set(int argc, char **argv, const char *line)
         cfg.seed = (uint64_t)l;
     else {
         kprintf("error: bad key or value '%s %s' (n_predict 1..%d, temp >= 0, top_k >= 0, "
-                "0 < top_p <= 1, seed >= 0)\n", k, v, MAX_TOKENS);
+                "0 < top_p <= 1, seed >= 0, ctx 0..context_length, system <text> | none)\n", k, v, N_PREDICT_MAX);
         return 1;
     }
     return 0;
@@ -418,10 +506,10 @@ static int cmd_model(int argc, char **argv, const char *line)
 
 const struct shell_cmd llm_commands[] = {
     { "gen", "[-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] <text>", "generate text after a prompt", cmd_gen, 0 },
-    { "chat", "", "multi-turn chat (Zephyr template)", cmd_chat, 0 },
+    { "chat", "[--verbose-prompt]", "multi-turn chat in the model's template (Zephyr, Llama 2, ChatML)", cmd_chat, 0 },
     { "tokenize", "<text>", "print the token ids of a text", cmd_tokenize, 0 },
     { "eval", "[--top K] <id> ...", "logits of each position as JSON lines", cmd_eval, 0 },
-    { "set", "[<key> <value>]", "show or set sampling defaults and n_predict", cmd_set, 0 },
+    { "set", "[<key> <value>]", "show or set n_predict, sampling, ctx (context size), system (chat)", cmd_set, 0 },
     { "model", "", "model shapes, tensor types, size, memory", cmd_model, 0 },
     { 0 },
 };

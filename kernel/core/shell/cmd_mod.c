@@ -15,6 +15,7 @@
 #include "llm/gguf.h"
 #include "llm/model.h"
 #include "mod/cache.h"
+#include "mod/choice.h"
 #include "mod/loader.h"
 #include "mod/pmu.h"
 #include "mod/prof.h"
@@ -97,6 +98,9 @@ static int cmd_modules(int argc, char **argv, const char *line)
         kprintf(" - %s\n", m->shape_match == 1 ? "matches the model" :
                 m->shape_match == 0 ? "model differs, generic path" : "no model to compare");
     }
+    if (choices.in_force)
+        kprintf("tuned: %d ops run the variant `tune` chose (generation %llu; `tune show`)\n",
+                __builtin_popcountll(choices.in_force), (unsigned long long)choices.generation);
     for (int i = 0; i < mods.n_rejects; i++)
         kprintf("rejected: %s: %s\n", mods.rejects[i].what, mods.rejects[i].why);
     return 0;
@@ -223,26 +227,6 @@ static void jpmu(const uint64_t *v)
     jp("}");
 }
 
-/* Model id used for profiles/<model-id>/: name, then the file's CRC-32. */
-static void model_id(char *out, size_t cap)
-{
-    const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
-    if (!model.loaded) {
-        snprintf(out, cap, "none");
-        return;
-    }
-    char name[64];
-    size_t n = 0;
-    for (const char *p = model.name; *p && n < sizeof name - 1; p++) {
-        char c = *p;
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
-        name[n++] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ? c : '-';
-    }
-    name[n] = 0;
-    snprintf(out, cap, "%s-%08x", n ? name : "model", r->crc32);
-}
-
 static void export_model(void)
 {
     const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
@@ -251,7 +235,7 @@ static void export_model(void)
         return;
     }
     char id[96];
-    model_id(id, sizeof id);
+    model_id_string(id, sizeof id);
     const struct llama_hparams *hp = &model.m.hp;
     jp("{");
     jkey("id", 1); jstr(id);

@@ -45,7 +45,7 @@ static int cmd_poweroff(int argc, char **argv, const char *line)
 
 const struct shell_cmd sys_commands[] = {
     { "info", "", "platform, CPU, features, x86-64 level, cores, memory, TSC, boot times", cmd_info, 0 },
-    { "reboot", "", "restart the machine (hosted: exit with status 2)", cmd_reboot, 0 },
+    { "reboot", "", "restart the machine (hosted: re-execute on the same image)", cmd_reboot, 0 },
     { "poweroff", "", "switch the machine off (ACPI; hosted: exit)", cmd_poweroff, 0 },
     { 0 },
 };

@@ -10,7 +10,7 @@
 #include "shell/shell.h"
 
 static const struct shell_cmd *const tables[] = { sys_commands, plat_commands, llm_commands, bench_commands,
-                                                   mod_commands };
+                                                   mod_commands, tune_commands };
 
 static int is_space(char c) { return c == ' ' || c == '\t'; }
 

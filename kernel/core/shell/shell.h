@@ -24,6 +24,7 @@ extern const struct shell_cmd sys_commands[];
 extern const struct shell_cmd llm_commands[];
 extern const struct shell_cmd bench_commands[];
 extern const struct shell_cmd mod_commands[];    /* modules, cache, prof */
+extern const struct shell_cmd tune_commands[];   /* tune */
 extern const struct shell_cmd plat_commands[];   /* the platform's own (plat/plat.h) */
 
 /* Raw text of `line` after its first k words and one separating space

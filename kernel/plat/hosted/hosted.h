@@ -3,7 +3,8 @@
  * process that boots the very image file the unikernel boots.  Each file
  * here implements one part of plat/plat.h:
  *
- *   main.c     arguments, start-up order, then fluid_start()
+ *   main.c     arguments (and the boot options they give), start-up
+ *              order, then fluid_start()
  *   image.c    the image file: header and region checks, the MODULES
  *              region, the boot disk (pread/pwrite on the file)
  *   image_check.c  those header checks as pure functions (also fuzzed)
@@ -30,6 +31,7 @@ struct hosted_options {
     int threads;             /* --threads N, 0 = every CPU we may use */
     uint64_t mem_bytes;      /* --mem SIZE, 0 = MemAvailable */
     int stay;                /* --stay: keep the prompt when the model fails */
+    int ctx_size;            /* -c/--ctx-size N (tokens; 0 = the model's); -1 = not given */
 };
 extern struct hosted_options hosted_opt;
 

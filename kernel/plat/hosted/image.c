@@ -1,7 +1,8 @@
 /*
  * image.c - the image file as the hosted platform boots it: the same
- * checks stage 2 makes (header magic, version, CRC; each region inside the
- * file: image_check.c; CRC-32 of the stage 2, kernel and module regions), then the
+ * checks stage 2 makes (fluid_image_check, through image_check.c: header
+ * CRC, version, every region against the others and the file's size;
+ * CRC-32 of the stage 2, kernel and module regions), then the
  * MODULES region in memory and the file itself as the boot disk.  The
  * cache and model regions are read and checked by the portable core, as
  * on the unikernel.
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "fluid/image.h"
+#include "fluid/image_check.h"
 #include "hosted.h"
 #include "image_check.h"
 #include "lib/crc32_fast.h"
@@ -27,8 +29,6 @@ static uint64_t modules_bytes;
 static int fd = -1;
 static struct blkdev disk;
 
-static const char *const region_names[FLUID_REGION_COUNT] = { "stage 2", "kernel", "modules", "cache",
-                                                              "model" };
 
 /* Read exactly n bytes at off; 0, or -1 with errno (EIO for a short read). */
 static int pread_all(void *buf, uint64_t n, uint64_t off)
@@ -79,27 +79,41 @@ static int disk_read(struct blkdev *d, uint64_t lba, void *buf, uint64_t bytes)
     return j.failed ? BLK_EIO : 0;
 }
 
-/* pwrite, then fdatasync: durable before it returns, as a disk flush. */
+/* pwrite, then fdatasync: durable before it returns, as a disk flush.
+ * Every failure says which call failed and errno's text in d->error. */
 static int disk_write(struct blkdev *d, uint64_t lba, const void *buf, uint64_t bytes)
 {
-    if (bytes % 512)
+    if (bytes % 512) {
+        snprintf(d->error, sizeof d->error, "%llu bytes is not a multiple of 512", (unsigned long long)bytes);
         return BLK_EARG;
-    if (lba > d->sectors || bytes / 512 > d->sectors - lba)
+    }
+    if (lba > d->sectors || bytes / 512 > d->sectors - lba) {
+        snprintf(d->error, sizeof d->error, "sectors %llu+%llu lie past the end of the image (%llu sectors)",
+                 (unsigned long long)lba, (unsigned long long)(bytes / 512), (unsigned long long)d->sectors);
         return BLK_ERANGE;
+    }
     const uint8_t *p = buf;
     uint64_t off = lba * 512;
     while (bytes) {
         ssize_t w = pwrite(fd, p, bytes, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
+            snprintf(d->error, sizeof d->error, "pwrite at byte %llu: %s", (unsigned long long)off,
+                     w == 0 ? "nothing written" : strerror(errno));
             return BLK_EIO;
+        }
         p += w, off += (uint64_t)w, bytes -= (uint64_t)w;
     }
-    return fdatasync(fd) == 0 ? 0 : BLK_EIO;
+    if (fdatasync(fd) != 0) {
+        snprintf(d->error, sizeof d->error, "fdatasync: %s", strerror(errno));
+        return BLK_EIO;
+    }
+    return 0;
 }
 
 static const char *image_path;
+static int opened_read_only;   /* no write permission: the disk cannot be written */
 
 /* Print "fluid-hosted: IMAGE: <why>" on stderr and return -1. */
 __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
@@ -113,12 +127,13 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
     return -1;
 }
 
+
 int hosted_image_open(const char *path)
 {
     image_path = path;
     fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0 && (errno == EACCES || errno == EROFS))
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_CLOEXEC), opened_read_only = 1;
     if (fd < 0)
         return fail("cannot open the image: %s (build one with: make image)", strerror(errno));
     struct stat st;
@@ -130,9 +145,10 @@ int hosted_image_open(const char *path)
         return fail("%s", why);
     if (pread_all(&header, sizeof header, FLUID_HEADER_LBA * 512ull) != 0)
         return fail("cannot read the image header: %s", strerror(errno));
-    /* Magic, version, CRC, and the boot regions inside the file (the
-     * cache and model regions are the core's to check, with the same
-     * messages as on the unikernel). */
+    /* The one header check stage 2 makes, the file as the disk: CRC first,
+     * then every region against the others, the boot regions against the
+     * file's size (the cache and model regions are the core's to check,
+     * with the unikernel's messages). */
     if (image_check_header(&header, size, why, sizeof why) != IMAGE_OK)
         return fail("%s", why);
     disk = (struct blkdev){ .name = path, .sectors = size / 512, .read = disk_read, .write = disk_write };
@@ -146,13 +162,13 @@ int hosted_image_open(const char *path)
             continue;
         void *buf = malloc(r->bytes);
         if (!buf)
-            return fail("out of memory reading the %s region (%llu bytes)", region_names[i],
+            return fail("out of memory reading the %s region (%llu bytes)", fluid_region_name(i),
                         (unsigned long long)r->bytes);
         if (pread_all(buf, r->bytes, r->lba * 512) != 0)
-            return fail("cannot read the %s region: %s", region_names[i], strerror(errno));
+            return fail("cannot read the %s region: %s", fluid_region_name(i), strerror(errno));
         if (crc32_fast(0, buf, r->bytes) != r->crc32) {
             free(buf);
-            return fail("%s region checksum mismatch: the image is damaged", region_names[i]);
+            return fail("%s region checksum mismatch: the image is damaged", fluid_region_name(i));
         }
         if (i == FLUID_REGION_MODULES) {
             modules = buf;
@@ -166,7 +182,14 @@ int hosted_image_open(const char *path)
 
 const struct fluid_image_header *plat_image(void) { return &header; }
 
-struct blkdev *plat_boot_disk(void) { return fd >= 0 ? &disk : NULL; }
+struct blkdev *plat_boot_disk(void)
+{
+    if (fd >= 0 && opened_read_only) {
+        disk.write = NULL;
+        disk.read_only = "the image file is not writable by this process (opened read-only)";
+    }
+    return fd >= 0 ? &disk : NULL;
+}
 
 const void *plat_modules_region(uint64_t *bytes)
 {

@@ -1,9 +1,9 @@
 /*
  * image_check.h - the checks the hosted platform makes on an image file's
- * header before it boots it: those stage 2 makes on the machine
- * (bootloader/stage2_main.c check_header: magic, version, header CRC) and
- * those a file needs (it is long enough, every boot region lies inside it).
- * Pure functions, no I/O: hosted_image_open() (image.c) runs them on the
+ * header before it boots it: the one check stage 2 makes on the machine
+ * (fluid/image_check.h: fluid_image_check) with the file as the disk, and
+ * the file's own size, each turned into a one-line message.  Pure
+ * functions, no I/O: hosted_image_open() (image.c) runs them on the
  * file, the load-path fuzzer (tests/host/load_fuzz.c) on its inputs.
  *
  * The cache and model regions are not checked here: the portable core
@@ -24,7 +24,8 @@ enum image_check_status {
     IMAGE_E_VERSION = -3,     /* version or header_bytes is not this Fluid's */
     IMAGE_E_CRC = -4,         /* header_crc is not the CRC-32 of the bytes before it */
     IMAGE_E_NAME = -5,        /* model_name has no terminating NUL */
-    IMAGE_E_REGION = -6,      /* a boot region's lba/bytes/sectors contradict each other */
+    IMAGE_E_REGION = -6,      /* a region's fields contradict each other or the image size
+                               * (fluid_image_check's other faults) */
 };
 
 /* The byte count a file needs before its header can be read:
@@ -37,12 +38,11 @@ int image_check_size(uint64_t file_bytes, char *why, size_t why_size);
 
 /*
  * Check the header h read from byte FLUID_HEADER_LBA * 512 of a file of
- * file_bytes bytes (>= IMAGE_MIN_BYTES): magic, version and header_bytes,
- * header CRC, a NUL-terminated model name, then every non-empty boot
- * region (stage 2, kernel, modules): bytes <= sectors * 512, lba after the
- * header, and lba * 512 + bytes inside the file.  No field may wrap.
- * Returns IMAGE_OK or the first IMAGE_E_* found, with one line (no
- * newline) in why[why_size].
+ * file_bytes bytes (>= IMAGE_MIN_BYTES) with fluid_image_check(), the
+ * file's sectors as the disk: magic, CRC, version, NUL-terminated model
+ * name, every region against the others, stage 2 / kernel / modules inside
+ * their load areas and inside the file.  Returns IMAGE_OK or the first
+ * fault as an IMAGE_E_*, with one line (no newline) in why[why_size].
  */
 int image_check_header(const struct fluid_image_header *h, uint64_t file_bytes, char *why, size_t why_size);
 

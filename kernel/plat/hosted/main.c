@@ -1,7 +1,7 @@
 /*
  * main.c - fluid-hosted: boot a Fluid image as a Linux process.
  *
- *   fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] IMAGE
+ *   fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] [-c N] IMAGE
  *
  * The same image file the unikernel boots (build/fluid.img): its header
  * and boot regions are checked as stage 2 checks them, its MODULES region
@@ -23,21 +23,25 @@
 #include "lib/kprintf.h"
 #include "plat/plat.h"
 
-struct hosted_options hosted_opt;
+struct hosted_options hosted_opt = { .ctx_size = -1 };
 char **hosted_argv;
 uint64_t hosted_tsc_start;
 
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] IMAGE\n"
+            "usage: fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] [-c N] IMAGE\n"
             "  IMAGE        a Fluid disk image (make image [MODEL=file.gguf])\n"
             "  --threads N  worker threads (default: every CPU this process may use)\n"
             "  --mem SIZE   memory budget, e.g. 3G or 512M (default: MemAvailable)\n"
+            "  -c, --ctx-size N  context size in tokens, up to the model's context_length\n"
+            "               (0: context_length; default: context_length, at most 2048)\n"
             "  --stay       keep the prompt when the model does not load\n"
             "  --test       test mode: poweroff exits 1, a failure 3 (as QEMU's isa-debug-exit)\n");
     exit(HOSTED_EXIT_USAGE);
 }
+
+int plat_boot_ctx_size(void) { return hosted_opt.ctx_size; }
 
 /* "3G", "512M", "65536K", "1048576": bytes, or 0 if malformed. */
 static uint64_t parse_size(const char *s)
@@ -116,6 +120,14 @@ int main(int argc, char **argv)
                 fprintf(stderr, "fluid-hosted: --mem takes a size such as 3G or 512M\n");
                 return HOSTED_EXIT_USAGE;
             }
+        } else if ((!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) && i + 1 < argc) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || n < 0 || n > (1L << 30)) {
+                fprintf(stderr, "fluid-hosted: %s takes a number of tokens (0: the model's context_length)\n", a);
+                return HOSTED_EXIT_USAGE;
+            }
+            hosted_opt.ctx_size = (int)n;
         } else if (a[0] == '-' || hosted_opt.image)
             usage();
         else

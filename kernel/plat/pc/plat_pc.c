@@ -6,6 +6,7 @@
 #include "dev/acpi.h"
 #include "dev/blk.h"
 #include "dev/console.h"
+#include "dev/fwcfg.h"
 #include "dev/power.h"
 #include "lib/kprintf.h"
 #include "mm/phys.h"
@@ -88,6 +89,22 @@ void plat_pmu_read(uint64_t v[PMU_EVENTS])
         __asm__ volatile("rdpmc" : "=a"(lo), "=d"(hi) : "c"((uint32_t)pmu.counter[i]));
         v[i] = ((uint64_t)hi << 32) | lo;
     }
+}
+
+int plat_boot_ctx_size(void)
+{
+    char buf[16];
+    if (fwcfg_read_file("opt/fluid/ctx-size", buf, sizeof buf) <= 0)
+        return -1;
+    long n = 0;
+    for (const char *p = buf; *p; p++) {
+        if (*p < '0' || *p > '9' || n > (1L << 30)) {
+            kprintf("boot: opt/fluid/ctx-size '%s' is not a number of tokens; ignored\n", buf);
+            return -1;
+        }
+        n = n * 10 + (*p - '0');
+    }
+    return (int)n;
 }
 
 int plat_test_mode(void) { return power_test_mode(); }
