@@ -150,6 +150,7 @@ help:
 	@echo "make pgo-analyze                               classify modules, write a plan"
 	@echo "make pgo-apply [DISK=/dev/sdX]                 build the plan into the image's (or disk's) cache"
 	@echo "make pgo-report                                HTML: every loop generation compared"
+	@echo "make fuzz [FUZZ_RUNS=10000000] [FUZZ_JOBS=2]    the load-path fuzzer's campaign (libFuzzer, ASan, UBSan)"
 
 deps:
 	@bash tools/install-deps.sh
@@ -337,6 +338,19 @@ test: image $(B)/fluid-hosted $(GEN)/fluid_layout.py
 	@bash tools/peer-deps.sh
 	@bash tools/report-deps.sh
 	$(PYTHON) -m pytest -q tests
+
+# ---- fuzzing: the load-path fuzzer's campaign (tests/host/fuzzload.py) ----
+# FUZZ_RUNS executions in all over FUZZ_JOBS jobs (nice 19), or FUZZ_SECONDS
+# of it; the corpus grows in $(B)/fuzz/corpus, crashes land in
+# $(B)/fuzz/artifacts.  make test runs a bounded 20000 (tests/host/test_load_fuzz.py).
+FUZZ_RUNS ?= 10000000
+FUZZ_JOBS ?= 2
+FUZZ_SECONDS ?=
+.PHONY: fuzz
+fuzz: | deps
+	@bash tools/npm-deps.sh
+	@$(PYTHON) tests/host/fuzzload.py campaign --runs $(FUZZ_RUNS) --jobs $(FUZZ_JOBS) \
+	  $(if $(FUZZ_SECONDS),--seconds $(FUZZ_SECONDS))
 
 clean:
 	rm -rf $(B)

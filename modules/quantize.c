@@ -6,10 +6,18 @@
 #include "half.h"
 #include "mm_common.h"
 
-/* roundf(): nearest integer, halfway cases away from zero (|v| < 2^23). */
+/* roundf(): nearest integer, halfway cases away from zero, |v| < 2^31
+ * (the quantizers' values are within +-127.5 for finite blocks).  NaN and
+ * larger values, which come only from blocks holding inf or NaN (whose
+ * amax then misses elements) or from an amax so small that 1/d overflows,
+ * give 0: what ggml's (int8_t)roundf() gives for them on x86 (cvttss2si
+ * returns 0x80000000, of which int8_t keeps 0), where C leaves the
+ * conversion undefined. */
 static inline int round_away(float v)
 {
     const float a = __builtin_fabsf(v);
+    if (!(a < 2147483648.0f))       /* also NaN */
+        return 0;
     int q = (int)a;
     if (a - (float)q >= 0.5f)
         q++;

@@ -5,10 +5,13 @@
     make_model.py --preset mini --type Q4_K_M --seed 3 -o /tmp/mini.gguf
     make_model.py --preset tinyllama --type Q4_K_M --dry-run      # header summary only
 
-Presets (n_vocab 32000 always, RMSNorm eps 1e-5, RoPE base 10000):
+Presets (n_vocab 32000 unless said, RMSNorm eps 1e-5, RoPE base 10000):
     tinyllama  embd 2048, 22 blocks, 32 heads, 4 KV heads, ff 5632, ctx 2048 (1.10 B params)
     mini       embd 256, 4 blocks, 8 heads, 2 KV heads, ff 768, ctx 512 (as shared/testdata's mini)
     tiny       embd 64, 2 blocks, 4 heads, 2 KV heads, ff 192, ctx 128
+    micro      embd 32, 2 blocks, 4 heads, 2 KV heads, ff 256, ctx 64, n_vocab 320 (the first 320
+               tokens: <unk> <s> </s>, the 256 byte tokens, 61 pieces): 30-120 KB files, the
+               load-path fuzzer's seeds; ff 256 gives ffn_down rows a K-quant can hold
 
 Types (the general.file_type names of llama-quantize, with its per-tensor mixes;
 norms are always F32):
@@ -79,6 +82,8 @@ PRESETS = {
                  name="mini-random"),
     "tiny": dict(n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=192, n_ctx=128,
                  name="tiny-random"),
+    "micro": dict(n_embd=32, n_layer=2, n_head=4, n_head_kv=2, n_ff=256, n_ctx=64, n_vocab=320,
+                  name="micro-random"),
 }
 N_VOCAB = 32000
 # general.file_type (llama.h enum llama_ftype) and the base tensor type of each
@@ -377,7 +382,11 @@ def parse_set(item):
 def build_writer(path, preset, ftype, with_output=True, vocab=None, progress=None, add_tokens=(),
                  vocab_size=None, overrides=()):
     from vocab import load_vocab
-    vocab = extend_vocab(vocab or load_vocab(), add_tokens, vocab_size)
+    vocab = vocab or load_vocab()
+    n = PRESETS[preset].get("n_vocab")
+    if n and n < len(vocab["tokens"]):   # the first n tokens: ids keep their meaning
+        vocab = {k: vocab[k][:n] for k in ("tokens", "scores", "token_types")}
+    vocab = extend_vocab(vocab, add_tokens, vocab_size)
     hp = dict(PRESETS[preset], n_vocab=len(vocab["tokens"]))
     w = GGUFWriter(path, progress=progress)
     items = {item[0]: item for item in metadata(hp, ftype, vocab)}

@@ -747,6 +747,20 @@ simple("rope_scaling_linear", "llama.rope.scaling.type = linear",
 simple("rope_scaling_factor", "llama.rope.scaling.factor = 4",
        "llama: RoPE scaling factor 4 (llama.rope.scaling.factor) is not supported",
        lambda m: m.set_kv("llama.rope.scaling.factor", F32, 4.0))
+@case("data_misaligned", "general.alignment = 2, the data section at 2 mod 4: tensor data not 4-aligned")
+def _(m):
+    m.set_kv("general.alignment", U32, 2)
+    for extra in range(8):
+        m.kv("general.name").value = "fluid-test" + "x" * extra
+        buf, L = m.serialize()
+        if L["data_offset"] % 4 == 2:
+            break
+    at = L["data_offset"] + L["tensor"]["token_embd.weight"]["data_at"]
+    assert at % 4 == 2
+    return buf, ("llama: tensor 'token_embd.weight': data at byte %d of the file is not aligned to 4 bytes "
+                 "(general.alignment 2)" % at)
+
+
 simple("valid_rope_scaling_none", "llama.rope.scaling.type = none (no scaling: loads)", "OK",
        lambda m: m.set_kv("llama.rope.scaling.type", STRING, "none"))
 
@@ -761,7 +775,8 @@ PARSE_OK = [n for n, (_, fn) in CASES.items()
     "scores_count_mismatch", "vocab_size_mismatch", "bad_byte_token", "byte_token_too_long",
     "bos_out_of_range", "missing_tensor", "missing_token_embd", "block_count_too_big",
     "wrong_shape", "wrong_shape_transposed", "wrong_n_dims", "unsupported_type",
-    "unsupported_type_bf16", "norm_not_f32", "rope_scaling_linear", "rope_scaling_factor"]
+    "unsupported_type_bf16", "norm_not_f32", "rope_scaling_linear", "rope_scaling_factor",
+    "data_misaligned"]
 
 
 def build(name, preset="small"):

@@ -502,3 +502,25 @@ def test_attention(h):
     p16 = p.astype(np.float16).astype(np.float64)     # rounded as llama.cpp does
     assert np.allclose(got, p16 @ vv, rtol=1e-5, atol=1e-6 * (p16 @ np.abs(vv)).max())
     assert not np.allclose(got, p @ vv, rtol=1e-7, atol=0)   # the rounding is there
+
+
+def test_quantize_q8_0_non_finite(tmp_path):
+    """Blocks holding NaN or inf (what garbage weights make of the
+    activations) quantize without an undefined float-to-int conversion: the
+    scalar build runs under UBSan, which stops at one.  Values as ggml's
+    quantize_row_q8_0_ref computes them on x86: amax = MAX(amax, |x|) skips
+    the elements before a NaN; (int8_t)roundf(v) of NaN or |v| >= 2^31 is 0
+    (cvttss2si's 0x80000000)."""
+    exe = build("ops_harness_ubsan", SOURCES, ["-march=x86-64", "-fsanitize=undefined", "-fno-sanitize-recover=all"])
+    x = np.zeros((3, 32), F32)
+    x[0, :4] = [np.nan, 1.0, 0.5, -1.0]     # amax 1: NaN -> 0, the rest as usual
+    x[1, :2] = [np.inf, 1.0]                # amax inf, d inf, id 0: inf*0 = NaN -> 0, 1*0 -> 0
+    x[2, :3] = [1.0, np.nan, 1e-30]         # amax 1e-30 (the NaN hid 1.0): 1.0*id = 1.27e32 -> 0
+    src, out = tmp_path / "x.bin", tmp_path / "y.bin"
+    src.write_bytes(x.tobytes())
+    p = subprocess.run([str(exe), "quant", "q8_0", str(x.size), str(src), str(out)], capture_output=True, text=True)
+    assert p.returncode == 0 and "runtime error" not in p.stderr, p.stderr
+    b = qr.blocks("q8_0", out.read_bytes())
+    assert b["qs"][0, :4].tolist() == [0, 127, 64, -127] and not b["qs"][0, 4:].any()
+    assert not b["qs"][1].any() and b["d"][1].view(np.uint16) == 0x7c00   # f16 +inf
+    assert b["qs"][2, :3].tolist() == [0, 0, 127] and not b["qs"][2, 3:].any()

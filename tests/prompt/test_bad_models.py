@@ -78,3 +78,39 @@ def test_model_larger_than_memory(tmp_path, gen_model, vm_factory, target):
     vm = vm_factory(img, mem="64M" if target == "qemu" else "16M")
     assert "does not fit in memory" in vm.text()
     assert "no model is loaded" in vm.cmd("gen hello")
+
+
+def _free_mib(vm):
+    line = next(l for l in vm.cmd("info").splitlines() if l.startswith("memory:"))
+    return int(line.split("MiB free")[0].split(",")[-1])
+
+
+def test_failed_load_gives_memory_back(tmp_path, vm_factory):
+    """A model refused after it was read (here by the Llama validator) holds
+    no memory afterwards: as much is free as with no model at all (the file
+    buffer and the 8 MiB parse arena came back)."""
+    none = vm_factory(build_image(tmp_path / "none.img"))
+    bad = vm_factory(build_image(tmp_path / "bad.img", write_case("wrong_shape", tmp_path / "b.gguf")))
+    assert expect("wrong_shape") in bad.text()
+    assert _free_mib(bad) == _free_mib(none)
+
+
+def test_tokenizer_failure_names_itself_once(tmp_path, vm_factory):
+    """A vocabulary the tokenizer refuses (make_bad_gguf's tiny preset has 8
+    of the 256 byte tokens) gives one "tokenizer: ..." message, not
+    "tokenizer: tokenizer: ..." (found by the load-path fuzzer's check)."""
+    gguf = tmp_path / "tiny.gguf"
+    subprocess.run([sys.executable, str(GEN), "--preset", "tiny", "valid", str(gguf)], check=True)
+    vm = vm_factory(build_image(tmp_path / "t.img", gguf))
+    assert "model: tokenizer: no byte token <0x08> in the vocabulary" in vm.text()
+    assert "tokenizer: tokenizer:" not in vm.text()
+
+
+def test_model_file_name_is_printed_safely(tmp_path, vm_factory):
+    """The image header's model name comes from the disk: control bytes in
+    it (a file name with an escape sequence) print as '?', never raw to the
+    terminal (found by the load-path fuzzer's console check)."""
+    gguf = write_case("wrong_shape", tmp_path / "\x1b[2Jx.gguf")
+    vm = vm_factory(build_image(tmp_path / "n.img", gguf))
+    assert "model: ?[2Jx.gguf, 1 MiB on " in vm.text()
+    assert "\x1b" not in vm.text()

@@ -370,6 +370,11 @@ static int bind(struct loader *L, const char *name, uint64_t ne0, uint64_t ne1,
     if ((rc = check_shape(L, name, t, norm ? 1 : 2, ne0, norm ? 1 : ne1)) ||
         (rc = check_type(L, name, t, norm)))
         return rc;
+    if ((uintptr_t)t->data % LLAMA_DATA_ALIGN != 0)
+        return lfail(L, LLAMA_E_TENSOR_ALIGN,
+                     "tensor '%s': data at byte %llu of the file is not aligned to %u bytes (general.alignment %u)",
+                     name, (unsigned long long)((const uint8_t *)t->data - L->f->data), LLAMA_DATA_ALIGN,
+                     L->f->alignment);
     out->data = t->data;
     out->type = (int)t->type;
     out->ne0 = t->ne[0];

@@ -38,7 +38,15 @@ enum llama_status {
     LLAMA_E_TENSOR_SHAPE,  /* a tensor's n_dims/ne differ from the expected */
     LLAMA_E_TENSOR_TYPE,   /* a tensor has a type Fluid cannot compute with */
     LLAMA_E_NOMEM,         /* the arena is too small for the layer table */
+    LLAMA_E_TENSOR_ALIGN,  /* a tensor's data is not LLAMA_DATA_ALIGN-aligned */
 };
+
+/* Tensor data must start on this many bytes (in memory; the kernel loads
+ * files 2 MiB-aligned, so in the file too): the compute kernels read F32
+ * rows as floats and the blocks' f16 and u32 fields in place, and C makes
+ * a misaligned access undefined.  Every general.alignment >= 4 (real files:
+ * 32) gives it; GGUF allows 1 and 2. */
+#define LLAMA_DATA_ALIGN 4u
 
 struct llama_hparams {
     uint32_t n_vocab;        /* tokens (= tokenizer.ggml.tokens count) */
@@ -122,7 +130,8 @@ struct llama_model {
  *     attn_k and attn_v [n_embd, n_embd_kv], ffn_gate and ffn_up
  *     [n_embd, n_ff], ffn_down [n_ff, n_embd]: present, exactly that shape
  *     (n_dims included), norms F32, matrices one of F32, F16, Q8_0, Q4_0,
- *     Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, rows whole blocks.
+ *     Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, rows whole blocks,
+ *     data LLAMA_DATA_ALIGN-aligned.
  */
 int llama_model_load(const struct gguf_file *f, struct gguf_arena *arena,
                      struct llama_model *m, char *err, size_t err_size);

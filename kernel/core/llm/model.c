@@ -108,13 +108,21 @@ static uint32_t region_crc(const struct fluid_region *r)
     return crc;
 }
 
+/* The image header's model file name, made printable (it comes from the
+ * disk: control bytes would reach the terminal); NUL-terminated or not. */
+static const char *image_model_name(char *buf, size_t n)
+{
+    const char *name = plat_image()->model_name, *end = memchr(name, 0, sizeof plat_image()->model_name);
+    return gguf_printable(buf, n, name, end ? (uint64_t)(end - name) : sizeof plat_image()->model_name);
+}
+
 static void set_name(void)
 {
     struct gguf_str s;
     if (gguf_get_str(&model.gf, "general.name", &s) == 0 && s.len > 0)
         gguf_printable(model.name, sizeof model.name, s.ptr, s.len);
     else
-        snprintf(model.name, sizeof model.name, "%.63s", plat_image()->model_name);
+        image_model_name(model.name, sizeof model.name);
 }
 
 static int parse(uint8_t *arena_mem)
@@ -139,7 +147,10 @@ static int parse(uint8_t *arena_mem)
     struct tok_arena ta = { arena.base + arena.used, arena.size - arena.used, 0 };
     int st = tok_init(&model.tok, &src, &ta);
     if (st != 0) {
-        snprintf(err, sizeof err, "tokenizer: %s", model.tok.err[0] ? model.tok.err : tok_strerror(st));
+        if (model.tok.err[0])   /* "tokenizer: ..." already */
+            snprintf(err, sizeof err, "%s", model.tok.err);
+        else
+            snprintf(err, sizeof err, "tokenizer: %s", tok_strerror(st));
         fail("%s", err);
         return -1;
     }
@@ -150,8 +161,13 @@ static int parse(uint8_t *arena_mem)
 static int repack(void)
 {
     char err[160];
-    uint64_t extra;
-    if (weights_repack(&model.m.w, &extra, err, sizeof err) != 0) {
+    uint64_t extra = 0;
+    int rc = weights_repack(&model.m.w, &extra, err, sizeof err);
+    if (extra) {   /* a tied output's copy, taken even when a later step failed */
+        model.tied_mem = model.m.w.output.data;
+        model.tied_alloc = extra;
+    }
+    if (rc != 0) {
         fail("%s", err);
         return -1;
     }
@@ -228,6 +244,7 @@ int model_set_ctx(int n_ctx, char *why, size_t cap)
         return -1;
     session_free(&model.sess);
     plat_free(model.eng_mem, model.eng.mem_bytes);
+    model.eng_mem = NULL;
     model.mem_bytes -= model.eng.mem_bytes;
     if (setup_ctx(n_ctx, why, cap) == 0)
         return 0;
@@ -239,17 +256,19 @@ int model_set_ctx(int n_ctx, char *why, size_t cap)
     return -1;
 }
 
-void model_boot_load(void)
+/* The load; 0, or -1 after fail().  Everything it takes from plat_alloc
+ * is recorded in model.* at once, so release() finds it. */
+static int load(void)
 {
     const struct fluid_region *r = &plat_image()->region[FLUID_REGION_MODEL];
     if (r->bytes == 0) {
         fail("%s", "this image has no model (build one with: make image MODEL=path/to/model.gguf)");
-        return;
+        return -1;
     }
     struct blkdev *d = plat_boot_disk();
     if (!d) {
         fail("%s", "cannot find the boot disk to read the model from");
-        return;
+        return -1;
     }
     uint64_t r_sectors = r->bytes / 512 + (r->bytes % 512 != 0);   /* no wrap near 2^64 */
     if (r->lba > d->sectors || r_sectors > d->sectors - r->lba) {
@@ -258,10 +277,11 @@ void model_boot_load(void)
                  "but %s has %llu sectors", (unsigned long long)(r->lba + r_sectors),
                  d->name, (unsigned long long)d->sectors);
         fail("%s", why);
-        return;
+        return -1;
     }
-    uint8_t *file_mem = plat_alloc((r->bytes + TWO_MiB - 1) & ~(TWO_MiB - 1), TWO_MiB);
-    uint8_t *arena_mem = file_mem ? plat_alloc(ARENA_BYTES, TWO_MiB) : NULL;
+    model.file_alloc = (r->bytes + TWO_MiB - 1) & ~(TWO_MiB - 1);
+    uint8_t *file_mem = model.file_mem = plat_alloc(model.file_alloc, TWO_MiB);
+    uint8_t *arena_mem = model.arena_mem = file_mem ? plat_alloc(ARENA_BYTES, TWO_MiB) : NULL;
     if (!file_mem || !arena_mem) {
         char why[200];
         struct plat_mem pm;
@@ -270,25 +290,27 @@ void model_boot_load(void)
                  "block is %llu MiB of %llu MiB usable", (unsigned long long)(r->bytes / MiB),
                  (unsigned long long)(pm.largest / MiB), (unsigned long long)(pm.usable / MiB));
         fail("%s", why);
-        return;
+        return -1;
     }
     model.file = file_mem;
     model.size = r->bytes;
     model.mem_bytes = r->bytes + ARENA_BYTES;
-    kprintf("model: %.63s, %llu MiB on %s\n", plat_image()->model_name, (unsigned long long)(r->bytes / MiB), d->name);
+    char shown[72];
+    kprintf("model: %s, %llu MiB on %s\n", image_model_name(shown, sizeof shown), (unsigned long long)(r->bytes / MiB),
+            d->name);
     if (read_region(d, r, file_mem) != 0)
-        return;
+        return -1;
     uint64_t t0 = rdtsc();
     if ((r->flags & FLUID_REGION_HAS_CRC) && region_crc(r) != r->crc32) {
         fail("%s", "model region checksum mismatch: the disk image is damaged");
-        return;
+        return -1;
     }
     if (parse(arena_mem) != 0 || repack() != 0)
-        return;
+        return -1;
     char why[200];
     if (setup_ctx(boot_ctx(), why, sizeof why) != 0) {
         fail("%s", why);
-        return;
+        return -1;
     }
     model.check_us = tsc_to_us(rdtsc() - t0);
     set_name();
@@ -302,5 +324,38 @@ void model_boot_load(void)
     kprintf("model: %s\n", types);
     kprintf("model: loaded %.1f MiB in %.3f s (%.0f MB/s), checked in %.3f s\n",
             model.size / (double)MiB, secs, secs > 0 ? model.size / 1e6 / secs : 0.0, model.check_us / 1e6);
-    model.loaded = 1;
+    return 0;
+}
+
+/* Every allocation of a load back to the platform, and the rest of the
+ * state forgotten (it points into that memory); the message stays. */
+static void release(void)
+{
+    session_free(&model.sess);
+    if (model.eng_mem)
+        plat_free(model.eng_mem, model.eng.mem_bytes);
+    if (model.tied_mem)
+        plat_free((void *)model.tied_mem, model.tied_alloc);   /* ours: repack.c took it */
+    if (model.arena_mem)
+        plat_free(model.arena_mem, ARENA_BYTES);
+    if (model.file_mem)
+        plat_free(model.file_mem, model.file_alloc);
+    char error[sizeof model.error];
+    memcpy(error, model.error, sizeof error);
+    memset(&model, 0, sizeof model);
+    memcpy(model.error, error, sizeof error);
+}
+
+void model_boot_load(void)
+{
+    if (load() == 0)
+        model.loaded = 1;
+    else
+        release();   /* a failed load keeps its message, not its memory */
+}
+
+void model_unload(void)
+{
+    release();
+    memset(model.error, 0, sizeof model.error);
 }

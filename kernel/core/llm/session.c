@@ -22,9 +22,14 @@ int session_init(struct session *s, struct engine *e, const struct tok_vocab *to
 
 void session_free(struct session *s)
 {
-    plat_free(s->cand, cand_bytes(s));
-    plat_free(s->piece, s->piece_cap);
-    plat_free(s->tokens, tokens_bytes(s));
+    if (!s->e)
+        return;  /* never set up */
+    if (s->cand)
+        plat_free(s->cand, cand_bytes(s));
+    if (s->piece)
+        plat_free(s->piece, s->piece_cap);
+    if (s->tokens)
+        plat_free(s->tokens, tokens_bytes(s));
     s->cand = NULL, s->piece = NULL, s->tokens = NULL;
 }
 

@@ -64,7 +64,9 @@ struct session {
  * ids).  Returns SESS_OK or SESS_NO_MEMORY (nothing kept). */
 int session_init(struct session *s, struct engine *e, const struct tok_vocab *tok);
 
-/* Give the buffers back (before the engine's context is resized). */
+/* Give back the buffers session_init() took (s->cand, s->piece, s->tokens:
+ * NULL afterwards), before the engine's context is resized or the model
+ * unloaded; nothing to do for a session never set up. */
 void session_free(struct session *s);
 
 /* Forget the context (the conversation); the sampler keeps its state. */

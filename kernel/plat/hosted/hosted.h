@@ -7,6 +7,7 @@
  *              order, then fluid_start()
  *   image.c    the image file: header and region checks, the MODULES
  *              region, the boot disk (pread/pwrite on the file)
+ *   image_check.c  those header checks as pure functions (also fuzzed)
  *   console.c  the terminal: raw mode, line output, input bytes
  *   cpus.c     one pinned worker thread per CPU, the parallel-for's futex
  *              waits, per-thread CPU ids

@@ -1,8 +1,8 @@
 /*
  * image.c - the image file as the hosted platform boots it: the same
- * checks stage 2 makes (fluid_image_check: header CRC, version, every
- * region against the others and the file's size; CRC-32 of the stage 2,
- * kernel and module regions), then the
+ * checks stage 2 makes (fluid_image_check, through image_check.c: header
+ * CRC, version, every region against the others and the file's size;
+ * CRC-32 of the stage 2, kernel and module regions), then the
  * MODULES region in memory and the file itself as the boot disk.  The
  * cache and model regions are read and checked by the portable core, as
  * on the unikernel.
@@ -19,6 +19,7 @@
 #include "fluid/image.h"
 #include "fluid/image_check.h"
 #include "hosted.h"
+#include "image_check.h"
 #include "lib/crc32_fast.h"
 #include "plat/plat.h"
 
@@ -139,36 +140,17 @@ int hosted_image_open(const char *path)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         return fail("not a regular file");
     uint64_t size = (uint64_t)st.st_size;
-    if (size < (FLUID_HEADER_LBA + 1) * 512ull)
-        return fail("truncated: %llu bytes, the image header alone ends at byte %u", (unsigned long long)size,
-                    (FLUID_HEADER_LBA + 1) * 512);
+    char why[256];
+    if (image_check_size(size, why, sizeof why) != IMAGE_OK)
+        return fail("%s", why);
     if (pread_all(&header, sizeof header, FLUID_HEADER_LBA * 512ull) != 0)
         return fail("cannot read the image header: %s", strerror(errno));
-    /* The one header check stage 2 makes (fluid/image_check.h), with the
-     * file as the disk: CRC first, then every region against the others;
-     * the boot regions against the file's size (the cache and model
-     * regions are the core's to check, with the unikernel's messages). */
-    int where;
-    enum fluid_image_fault f = fluid_image_check(&header, size / 512, &where);
-    if (f == FLUID_IMG_EDISK) {
-        const struct fluid_region *r = &header.region[where];
-        return fail("truncated: the %s region ends at byte %llu but the file has %llu bytes",
-                    fluid_region_name(where), (unsigned long long)(r->lba * 512 + r->bytes),
-                    (unsigned long long)size);
-    }
-    if (f == FLUID_IMG_EMAGIC)
-        return fail("not a Fluid image (no %s magic at LBA %u)", FLUID_IMAGE_MAGIC, FLUID_HEADER_LBA);
-    if (f == FLUID_IMG_EVERSION)
-        return fail("image version %u (header of %u bytes); this Fluid reads version %u", header.version,
-                    header.header_bytes, FLUID_IMAGE_VERSION);
-    if (f != FLUID_IMG_OK && where >= 0) {
-        const struct fluid_region *r = &header.region[where];
-        return fail("image header: the %s region %s (LBA %llu, %llu bytes in %u sectors, flags 0x%x)",
-                    fluid_region_name(where), fluid_image_fault_text(f), (unsigned long long)r->lba,
-                    (unsigned long long)r->bytes, r->sectors, r->flags);
-    }
-    if (f != FLUID_IMG_OK)
-        return fail("%s", fluid_image_fault_text(f));
+    /* The one header check stage 2 makes, the file as the disk: CRC first,
+     * then every region against the others, the boot regions against the
+     * file's size (the cache and model regions are the core's to check,
+     * with the unikernel's messages). */
+    if (image_check_header(&header, size, why, sizeof why) != IMAGE_OK)
+        return fail("%s", why);
     disk = (struct blkdev){ .name = path, .sectors = size / 512, .read = disk_read, .write = disk_write };
 
     /* Stage 2 and kernel: checked as stage 2 checks them (this process
