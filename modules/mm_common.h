@@ -43,6 +43,29 @@
  * decoded weight block for this many activation rows). */
 #define MM_NT 4
 
+/* Software prefetch distance of the decode-bound loops (x8 tiles, K-quant
+ * rows), bytes ahead of the block being read (0: none, the hardware
+ * prefetcher alone).  4096 measured on the Zen 3 host, `make mmbench`, 2
+ * threads, medians: Q4_0 decode pass 44.6 -> 36.9 ms, Q4_K 48.9 -> 36.5,
+ * Q8_0 63.6 -> 56.9; prefill unchanged (its weights come from L1). */
+#ifndef MM_PREFETCH_BYTES
+#define MM_PREFETCH_BYTES 4096
+#endif
+
+/* Ask for the `bytes` (a block's size) at p + MM_PREFETCH_BYTES, one
+ * prefetch per cache line they touch.  A prefetch never faults, so
+ * reading past the matrix's end is harmless. */
+#if MM_PREFETCH_BYTES > 0 && defined(FLUID_AVX2)
+#define MM_PREFETCH_BLOCK(p, bytes)                                          \
+    do {                                                                     \
+        const char *pf_ = (const char *)(p) + MM_PREFETCH_BYTES;             \
+        for (size_t o_ = 0; o_ < (bytes); o_ += 64)                          \
+            _mm_prefetch(pf_ + o_, _MM_HINT_T0);                             \
+    } while (0)
+#else
+#define MM_PREFETCH_BLOCK(p, bytes) ((void)0)
+#endif
+
 /* Q4_K / Q5_K: unpack the 12 bytes of 6-bit scales and mins of the 8
  * sub-blocks (ggml get_scale_min_k4; REFERENCE.md "Block layouts"). */
 FLUID_INLINE void unpack_scales_k4(const uint8_t *s, uint8_t *sc, uint8_t *mn)

@@ -102,6 +102,7 @@ FLUID_INLINE void tile_q4_0(const struct matmul_args *a, int r, int t0, int nt)
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < a->n_in / QK4_0; i++, g++) {
+        MM_PREFETCH_BLOCK(g, sizeof *g);
         __m256i lo[4], hi[4];   /* weights 0..15 / 16..31 of rows j | j+4 */
         for (int j = 0; j < 4; j++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)g->qs[j]);

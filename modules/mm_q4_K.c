@@ -48,6 +48,7 @@ FLUID_INLINE void dot_q4_K(const void *wv, const uint8_t *x, size_t xs, int n,
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
+        MM_PREFETCH_BLOCK(&w[i], sizeof w[i]);
         const __m256i sm = unpack_scales_k4_i16(w[i].scales);
         const __m128i mins = _mm256_extracti128_si256(sm, 1);
         const float dw = fp16_to_fp32(w[i].d), dmw = fp16_to_fp32(w[i].dmin);

@@ -68,6 +68,7 @@ FLUID_INLINE void dot_q6_K(const void *wv, const uint8_t *x, size_t xs, int n,
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < nb; i++) {
+        MM_PREFETCH_BLOCK(&w[i], sizeof w[i]);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
         const float dw = fp16_to_fp32(w[i].d);
         __m256i isum[MM_NT];

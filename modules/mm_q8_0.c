@@ -95,6 +95,7 @@ FLUID_INLINE void tile_q8_0(const struct matmul_args *a, int r, int t0, int nt)
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < a->n_in / QK8_0; i++, g++) {
+        MM_PREFETCH_BLOCK(g, sizeof *g);
         __m256i aw[4][2];  /* |w|, half h of rows j | j+4; -128 reads as 128 */
         for (int j = 0; j < 4; j++)
             for (int h = 0; h < 2; h++) {

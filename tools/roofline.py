@@ -9,7 +9,8 @@ the profiler on, each after `prof reset`:
   decode   `gen -n N` greedy from a 1-token prompt: per generated token
   prefill  `bench -p P -n 0 -r 1`: per prompt token
 
-and prints, per op, a Markdown table: CPU cycles per token (summed over
+and prints, per op, a Markdown table (then the measured tok/s against
+the module time: what the modules do not account for): CPU cycles per token (summed over
 all CPUs), the op's share, GB/s of bytes touched and % of
 the measured read bandwidth, GOP/s (2 per multiply-add) and % of the
 integer peak, and what limits it by those two figures.  Wall time is the
@@ -50,7 +51,7 @@ def bandwidth(threads):
     return float(re.search(r"([0-9.]+) GB/s best", out).group(1))
 
 
-def table(prof, tokens, bw, peak, what):
+def table(prof, tokens, bw, peak, what, measured=None):
     hz = prof["cpu"]["tsc_hz"]
     cpus = prof["cpu"]["cores"]
     ops = [o for o in prof["modules"] if o["calls"]]
@@ -70,8 +71,23 @@ def table(prof, tokens, bw, peak, what):
         rows.append(o)
         print(f"| {o['op']} | {o['variant']} {o['march']} | {o['cycles'] / tokens:,.0f} | "
               f"{100 * o['cycles'] / total:.1f}% | {gbs:.1f} | {pb:.0f}% | {gops:.1f} | {pc:.0f}% | {limit} |")
+    busy = tokens / (total / cpus / hz)
     print(f"| total | | {total / tokens:,.0f} | 100% | | | | | {what}: "
-          f"{tokens / (total / cpus / hz):.1f} tok/s of module time |")
+          f"{busy:.1f} tok/s of module time |")
+    if measured:
+        print(f"\n{what} measured {measured:.2f} tok/s: {100 * (1 - measured / busy):.0f}% of the wall time is "
+              f"outside the modules (fork-join waits, imbalance, the engine's own code)")
+    return busy
+
+
+def measured_rate(out, key):
+    """tok/s that `gen` ([prompt: ... | generated: N tokens, X tok/s]) or
+    `bench` (| ... | ppN | X +- sd |) printed; None if absent."""
+    if key == "gen":
+        m = re.search(r"generated: \d+ tokens, ([0-9.]+) tok/s", out)
+    else:
+        m = re.search(r"\| pp\d+ \| ([0-9.]+) \+-", out)
+    return float(m.group(1)) if m else None
 
 
 def main():
@@ -87,9 +103,9 @@ def main():
     a = ap.parse_args()
     vm = fluidvm.boot(a.image, target="hosted", mem=a.mem, smp=a.smp)
     try:
-        _, dec = capture(vm, f"gen -n {a.n} --temp 0 --seed 1 Hello", a.timeout)
+        dec_out, dec = capture(vm, f"gen -n {a.n} --temp 0 --seed 1 Hello", a.timeout)
         # bench runs a warm-up prefill of min(P, 8) tokens first (cmd_bench.c)
-        _, pre = capture(vm, f"bench -p {a.p} -n 0 -r 1", a.timeout)
+        pre_out, pre = capture(vm, f"bench -p {a.p} -n 0 -r 1", a.timeout)
         vm.send("poweroff\r")
         vm.wait_exit(30)
     finally:
@@ -104,9 +120,9 @@ def main():
           f"{peak:.0f} GOP/s ({'vpdpbusd' if vnni else 'vpmaddubsw'}); load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
     print(f"Decode ({a.n} tokens, per generated token):\n")
-    table(dec, a.n, bw, peak, "decode")
+    table(dec, a.n, bw, peak, "decode", measured_rate(dec_out, "gen"))
     print(f"\nPrefill (pp{a.p}, per prompt token):\n")
-    table(pre, a.p + min(a.p, 8), bw, peak, "prefill")
+    table(pre, a.p + min(a.p, 8), bw, peak, "prefill", measured_rate(pre_out, "bench"))
 
 
 if __name__ == "__main__":
