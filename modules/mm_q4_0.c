@@ -5,12 +5,13 @@
  * once at load by repack_q4_0), rows after the last whole group in GGUF's.
  * Per block of 32: v = nibble - 8; sumi = sum v * x.qs (exact int), then
  * sumf += (sumi * dw) * dx, blocks in order (ggml_vec_dot_q4_0_q8_0_generic).
- * The AVX2 tile computes a group's 8 rows at once, one row per float lane,
- * with the same float operations in the same order (no fma), so every ISA
- * gives bit-identical results.  Its integer part: unsigned nibbles times
- * q8 with maddubs (or vpdpbusd), rows j and j+4 side by side in one
- * vector, three horizontal adds to the 8 row sums, minus 8 * sum(q8)
- * (kept in the Q8_0S block).
+ * The AVX2 tile computes a group's 8 rows at once, one row per 32-bit
+ * lane, with the same float operations in the same order (no fma), so
+ * every ISA gives bit-identical results.  Its integer part: the unsigned
+ * nibbles of 4-byte chunk k of all 8 rows (one vector, ops.h) times the
+ * activation's matching 4 bytes broadcast to every lane, with maddubs (or
+ * vpdpbusd): 8 products per block and token land in row order, with no
+ * horizontal adds; minus 8 * sum(q8) (kept in the Q8_0S block).
  */
 #include "half.h"
 #include "mm_common.h"
@@ -39,7 +40,8 @@ static void put_q4_0x8(uint8_t *g, const uint8_t *tmp, size_t row_bytes)
         for (int k = 0; k < 8; k++) {
             const struct block_q4_0 *b = (const struct block_q4_0 *)(tmp + k * row_bytes) + i;
             o->d[k] = b->d;
-            __builtin_memcpy(o->qs[X8_J(k)][X8_S(k)], b->qs, QK4_0 / 2);
+            for (int c = 0; c < 4; c++)
+                __builtin_memcpy(o->qs[c][k], b->qs + 4 * c, 4);
         }
 }
 
@@ -48,19 +50,22 @@ void repack_q4_0(void *w, size_t row_bytes, int g0, int g1, void *tmp)
     MM_X8_REPACK(w, row_bytes, g0, g1, tmp, put_q4_0x8);
 }
 
-/* Block i of row r: its scale and 16 quant bytes, in either layout. */
-FLUID_INLINE const uint8_t *row_block(const struct matmul_args *a, int r, int i, uint16_t *d)
+/* Block i of row r: its scale and 16 quant bytes (into qs), in either
+ * layout. */
+FLUID_INLINE void row_block(const struct matmul_args *a, int r, int i, uint16_t *d, uint8_t qs[QK4_0 / 2])
 {
     const uint8_t *w = a->w;
     if (r < (a->n_rows & ~7)) {
         const struct block_q4_0x8 *g =
             (const struct block_q4_0x8 *)(w + (size_t)(r & ~7) * a->w_row_bytes) + i;
         *d = g->d[r & 7];
-        return g->qs[X8_J(r)][X8_S(r)];
+        for (int c = 0; c < 4; c++)
+            __builtin_memcpy(qs + 4 * c, g->qs[c][r & 7], 4);
+        return;
     }
     const struct block_q4_0 *b = (const struct block_q4_0 *)(w + (size_t)r * a->w_row_bytes) + i;
     *d = b->d;
-    return b->qs;
+    __builtin_memcpy(qs, b->qs, QK4_0 / 2);
 }
 
 /* Row r, out[t] = dot(W row r, activation row t0 + t), t < nt. */
@@ -70,7 +75,8 @@ FLUID_INLINE void row_q4_0(const struct matmul_args *a, int r, int t0, int nt, f
     float sumf[MM_NT] = {0};
     for (int i = 0; i < a->n_in / QK4_0; i++) {
         uint16_t dh;
-        const uint8_t *qs = row_block(a, r, i, &dh);
+        uint8_t qs[QK4_0 / 2];
+        row_block(a, r, i, &dh, qs);
         int8_t v[QK4_0];
         for (int j = 0; j < QK4_0 / 2; j++) {
             v[j] = (int8_t)((qs[j] & 0x0f) - 8);
@@ -90,6 +96,40 @@ FLUID_INLINE void row_q4_0(const struct matmul_args *a, int r, int t0, int nt, f
 }
 
 #if defined(FLUID_AVX2)
+/* Lane r: sum over the 8 chunks of nibbles(row r) * q8 bytes of one
+ * block, lo[c] / hi[c] the low / high nibbles of chunk c (weights 4c..4c+3
+ * / 16+4c..), q the activation's 32 bytes.  Without VNNI the 8 maddubs
+ * int16 results are summed before one vpmaddwd: each is at most
+ * 2 * 15 * 128, eight of them 30720 < 2^15, so nothing saturates. */
+FLUID_INLINE __m256i dot8_u4s8_i32(const __m256i lo[4], const __m256i hi[4], const int8_t *q)
+{
+    int32_t c4[8];
+    __builtin_memcpy(c4, q, 32);
+#if defined(FLUID_VNNI) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    __m256i s = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        s = _mm256_dpbusd_epi32(s, lo[c], _mm256_set1_epi32(c4[c]));
+        s = _mm256_dpbusd_epi32(s, hi[c], _mm256_set1_epi32(c4[4 + c]));
+    }
+    return s;
+#elif defined(FLUID_VNNI)
+    __m256i s = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        s = _mm256_dpbusd_avx_epi32(s, lo[c], _mm256_set1_epi32(c4[c]));
+        s = _mm256_dpbusd_avx_epi32(s, hi[c], _mm256_set1_epi32(c4[4 + c]));
+    }
+    return s;
+#else
+    __m256i s = _mm256_maddubs_epi16(lo[0], _mm256_set1_epi32(c4[0]));
+    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[0], _mm256_set1_epi32(c4[4])));
+    for (int c = 1; c < 4; c++) {
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(lo[c], _mm256_set1_epi32(c4[c])));
+        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(hi[c], _mm256_set1_epi32(c4[4 + c])));
+    }
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+#endif
+}
+
 /* Group rows r..r+7, tokens t0..t0+nt-1 (MM_X8_LOOP). */
 FLUID_INLINE void tile_q4_0(const struct matmul_args *a, int r, int t0, int nt)
 {
@@ -103,24 +143,16 @@ FLUID_INLINE void tile_q4_0(const struct matmul_args *a, int r, int t0, int nt)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < a->n_in / QK4_0; i++, g++) {
         MM_PREFETCH_BLOCK(g, sizeof *g);
-        __m256i lo[4], hi[4];   /* weights 0..15 / 16..31 of rows j | j+4 */
-        for (int j = 0; j < 4; j++) {
-            const __m256i raw = _mm256_loadu_si256((const __m256i *)g->qs[j]);
-            lo[j] = _mm256_and_si256(raw, m4);
-            hi[j] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        __m256i lo[4], hi[4];   /* chunk c of the 8 rows: weights 4c.. / 16+4c.. */
+        for (int c = 0; c < 4; c++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)g->qs[c]);
+            lo[c] = _mm256_and_si256(raw, m4);
+            hi[c] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
         }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g->d));
         for (int t = 0; t < nt; t++) {
             const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * xs) + i;
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-            const __m256i yl = _mm256_permute2x128_si256(qy, qy, 0x00);
-            const __m256i yh = _mm256_permute2x128_si256(qy, qy, 0x11);
-            __m256i p[4];
-            for (int j = 0; j < 4; j++)
-                p[j] = dot2_u4s8_i32(lo[j], yl, hi[j], yh);
-            const __m256i su = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]),
-                                                 _mm256_hadd_epi32(p[2], p[3]));
-            const __m256i sumi = _mm256_sub_epi32(su, _mm256_set1_epi32(y->sum * 8));
+            const __m256i sumi = _mm256_sub_epi32(dot8_u4s8_i32(lo, hi, y->qs), _mm256_set1_epi32(y->sum * 8));
             const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw),
                                            _mm256_broadcast_ss(&y->d));
             acc[t] = _mm256_add_ps(acc[t], f);

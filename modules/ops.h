@@ -102,21 +102,25 @@ struct block_q8_K {
  * GGUF rows, so group g still starts at row 8g's offset and spans
  * 8 * w_row_bytes.  Rows after the last whole group keep the GGUF layout.
  * Why: a tile of 8 rows then reads one sequential stream (8 short row
- * streams stall on DRAM latency), the 8 scales are one 16-byte load, and
- * one 256-bit load holds rows j and j+4 (j < 4) side by side, so three
- * horizontal adds give the 8 row sums in row order.  (The idea is
- * llama.cpp's block_q4_0x8 repacking, ggml-cpu/repack.cpp; this layout is
- * Fluid's own.)
+ * streams stall on DRAM latency) and the 8 scales are one 16-byte load.
+ *   Q4_0: qs[k] holds bytes 4k..4k+3 of each row, row r in bytes 4r..4r+3
+ *     (32-bit lane r): against the 4-byte chunk k of an activation block
+ *     broadcast to every lane, one maddubs per chunk gives the 8 rows'
+ *     partial sums in lane order, with no horizontal add.
+ *   Q8_0: one 256-bit load holds rows j and j+4 (j < 4) side by side, so
+ *     three horizontal adds give the 8 row sums in row order.
+ * (The idea is llama.cpp's block_q4_0x8 repacking, ggml-cpu/repack.cpp;
+ * these layouts are Fluid's own.)
  */
 struct block_q4_0x8 {
-    ggml_half d[8];                  /* d[k]: scale of row k */
-    uint8_t qs[4][2][QK4_0 / 2];     /* qs[j][s]: the 16 bytes of row j + 4s */
+    ggml_half d[8];                  /* d[r]: scale of row r */
+    uint8_t qs[4][8][4];             /* qs[k][r]: bytes 4k..4k+3 of row r's 16 */
 };
 struct block_q8_0x8 {
     ggml_half d[8];
     int8_t qs[4][2][2][QK8_0 / 2];   /* qs[j][h][s]: weights 16h..16h+15 of row j + 4s */
 };
-/* Where row r (r < n_rows & ~7) sits in its group: qs[X8_J(r)][X8_S(r)]. */
+/* Where Q8_0 row r (r < n_rows & ~7) sits in its group: qs[X8_J(r)][.][X8_S(r)]. */
 #define X8_J(r) ((r) & 3)
 #define X8_S(r) (((r) >> 2) & 1)
 
