@@ -27,14 +27,30 @@ def test_allocator(phys_test):
     assert "all allocator checks passed" in r.stdout
 
 
-def test_crc32_matches_zlib():
+def cpu_flags():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+# crc32_fast's paths (crc32_fast_limit): the best one runs unless limited.
+CRC_PATHS = {0: set(), 1: {"pclmulqdq", "sse4_1"}, 2: {"pclmulqdq", "sse4_1", "vpclmulqdq", "avx2"}}
+
+
+@pytest.mark.parametrize("path", sorted(CRC_PATHS), ids=["slice8", "pclmul", "vpclmul"])
+def test_crc32_matches_zlib(path):
+    missing = CRC_PATHS[path] - cpu_flags()
+    if missing:
+        pytest.skip(f"CPU lacks {sorted(missing)}")
     exe = build("crc_test", ["tests/host/crc_test.c", "kernel/core/lib/crc32_fast.c"])
     rnd = random.Random(5).randbytes(300000)
     for data in (b"", b"a", b"123456789", bytes(range(256)) * 40, bytes(range(7, 250)) * 999, rnd):
-        for piece in (1000, 1, 63, 255, 256, 257, 319, 4096 + 17, 1 << 20):
+        for piece in (1000, 1, 63, 127, 128, 255, 256, 257, 319, 383, 4096 + 17, 1 << 20):
             if piece == 1 and len(data) > 20000:
                 continue
-            out = subprocess.run([str(exe), str(piece)], input=data, capture_output=True, check=True).stdout.split()
+            out = subprocess.run([str(exe), str(piece), str(path)], input=data, capture_output=True,
+                                 check=True).stdout.split()
             assert [int(x, 16) for x in out] == [zlib.crc32(data)] * 2, (len(data), piece)
 
 
