@@ -7,9 +7,21 @@
  *   dot += (dw * d8) * isum - (dminw * d8) * msum
  * scalar (ggml_vec_dot_q4_K_q8_K_generic): isum kept in 8 lanes (l % 8),
  *   float sums[8] += d * lane; sumf -= dmin * msum; sumf += sums[] at end.
- * AVX2 (ggml_vec_dot_q4_K_q8_K, x86): isum in 8 int32 lanes of 4
- *   consecutive products, msum in 4 lanes; both fma'd into one float
+ * AVX2 on a GGUF row (ggml_vec_dot_q4_K_q8_K, x86): isum in 8 int32 lanes
+ *   of 4 consecutive products, msum in 4 lanes; both fma'd into one float
  *   accumulator (ggml keeps a second one for the mins), hsum at the end.
+ *
+ * Whole 8-row groups are in the x8 layout (ops.h block_q4_Kx8, made at
+ * load by repack_q4_K); rows after the last group stay GGUF.  The scalar
+ * build reads an x8 row back into GGUF blocks and runs the generic code,
+ * so it stays bit-identical to llama.cpp's.  The AVX2 tile computes the 8
+ * rows of a group at once, one row per 32-bit lane: per sub-block, eight
+ * maddubs of nibble chunks against broadcast activation bytes summed in
+ * int16 (8 * 2 * 15 * 128 < 2^15), one vpmaddwd by the row's scale; the
+ * mins by vpmaddwd of (mn, mn') pairs against bsums pairs; then
+ * acc = fma(isum, d*d8, acc) - msum * dmin*d8 per block.  A group cut by
+ * [row0, row1) runs the same tile, so a row's result never depends on
+ * the split.
  */
 #include "half.h"
 #include "mm_common.h"
@@ -36,13 +48,110 @@ void dequant_q4_K(const void *w, float *y, int n)
     }
 }
 
-/* out[t] = dot(W row w, activation row t), t < nt (see MM_LOOP). */
+/* GGUF block b's sub-block scales and mins into x8 block o, row k. */
+static void put_scales(struct block_q4_Kx8 *o, int k, const struct block_q4_K *b)
+{
+    uint8_t sc[8], mn[8];
+    unpack_scales_k4(b->scales, sc, mn);
+    for (int j = 0; j < 8; j++) {
+        const int e = 8 * j + k;
+        o->sm_lo[j][k] = (uint8_t)((sc[j] & 15) | (mn[j] & 15) << 4);
+        const uint8_t top = (uint8_t)((sc[j] >> 4) | (mn[j] >> 4) << 2);
+        o->sm_hi[e % 32] = (uint8_t)(e < 32 ? (o->sm_hi[e % 32] & 0xf0) | top : (o->sm_hi[e % 32] & 0x0f) | top << 4);
+    }
+}
+
+/* One group: 8 GGUF rows in tmp (row_bytes apart) -> x8 blocks at g. */
+static void put_q4_Kx8(uint8_t *g, const uint8_t *tmp, size_t row_bytes)
+{
+    struct block_q4_Kx8 *o = (struct block_q4_Kx8 *)g;
+    for (size_t i = 0; i < row_bytes / sizeof(struct block_q4_K); i++, o++)
+        for (int k = 0; k < 8; k++) {
+            const struct block_q4_K *b = (const struct block_q4_K *)(tmp + k * row_bytes) + i;
+            o->d[k] = b->d;
+            o->dmin[k] = b->dmin;
+            put_scales(o, k, b);
+            for (int q = 0; q < 4; q++)
+                for (int c = 0; c < 8; c++)
+                    __builtin_memcpy(o->qs[q][c][k], b->qs + 32 * q + 4 * c, 4);
+        }
+}
+
+void repack_q4_K(void *w, size_t row_bytes, int g0, int g1, void *tmp)
+{
+    MM_X8_REPACK(w, row_bytes, g0, g1, tmp, put_q4_Kx8);
+}
+
+#if !defined(FLUID_AVX2)   /* the scalar build reads x8 rows back as GGUF blocks */
+/* Block i of row r as its GGUF block (a copy), in either layout: the
+ * exact inverse of put_q4_Kx8. */
+FLUID_INLINE void row_block(const struct matmul_args *a, int r, int i, struct block_q4_K *b)
+{
+    const uint8_t *w = a->w;
+    if (r >= (a->n_rows & ~7)) {
+        *b = ((const struct block_q4_K *)(w + (size_t)r * a->w_row_bytes))[i];
+        return;
+    }
+    const struct block_q4_Kx8 *g = (const struct block_q4_Kx8 *)(w + (size_t)(r & ~7) * a->w_row_bytes) + i;
+    const int k = r & 7;
+    b->d = g->d[k];
+    b->dmin = g->dmin[k];
+    uint8_t sc[8], mn[8];
+    for (int j = 0; j < 8; j++) {
+        const int e = 8 * j + k;
+        const uint8_t top = (uint8_t)(e < 32 ? g->sm_hi[e % 32] & 15 : g->sm_hi[e % 32] >> 4);
+        sc[j] = (uint8_t)((g->sm_lo[j][k] & 15) | (top & 3) << 4);
+        mn[j] = (uint8_t)((g->sm_lo[j][k] >> 4) | (top >> 2) << 4);
+    }
+    for (int j = 0; j < 4; j++) {   /* ggml's 12-byte packing (unpack_scales_k4 inverted) */
+        b->scales[j] = (uint8_t)(sc[j] | (sc[j + 4] >> 4) << 6);
+        b->scales[j + 4] = (uint8_t)(mn[j] | (mn[j + 4] >> 4) << 6);
+        b->scales[j + 8] = (uint8_t)((sc[j + 4] & 15) | (mn[j + 4] & 15) << 4);
+    }
+    for (int q = 0; q < 4; q++)
+        for (int c = 0; c < 8; c++)
+            __builtin_memcpy(b->qs + 32 * q + 4 * c, g->qs[q][c][k], 4);
+}
+
+/* One block of ggml_vec_dot_q4_K_q8_K_generic for nt tokens: block b
+ * against block i of each activation row; sums / sumf as it keeps them. */
+FLUID_INLINE void block_generic(const struct block_q4_K *b, const uint8_t *x, size_t xs, int i, int nt,
+                                float sums[MM_NT][8], float sumf[MM_NT])
+{
+    int8_t q[QK_K];
+    uint8_t sc[8], mn[8];
+    for (int g = 0; g < 4; g++) {
+        for (int l = 0; l < 32; l++) {
+            q[64 * g + l] = (int8_t)(b->qs[32 * g + l] & 0x0f);
+            q[64 * g + 32 + l] = (int8_t)(b->qs[32 * g + l] >> 4);
+        }
+    }
+    unpack_scales_k4(b->scales, sc, mn);
+    const float dw = fp16_to_fp32(b->d), dmw = fp16_to_fp32(b->dmin);
+    for (int t = 0; t < nt; t++) {
+        const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
+        int msum = 0;
+        for (int j = 0; j < QK_K / 16; j++)
+            msum += y->bsums[j] * mn[j / 2];
+        int32_t lane[8] = {0};
+        for (int k = 0; k < QK_K; k++)
+            lane[k % 8] += sc[k / 32] * (int16_t)(y->qs[k] * q[k]);
+        const float d = dw * y->d;
+        for (int l = 0; l < 8; l++)
+            sums[t][l] += d * lane[l];
+        const float dmin = dmw * y->d;
+        sumf[t] -= dmin * msum;
+    }
+}
+#endif
+
+#if defined(FLUID_AVX2)
+/* GGUF row w: out[t] = dot(w, activation row t), t < nt. */
 FLUID_INLINE void dot_q4_K(const void *wv, const uint8_t *x, size_t xs, int n,
                            int nt, float *out)
 {
     const struct block_q4_K *w = wv;
     const int nb = n / QK_K;
-#if defined(FLUID_AVX2)
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[MM_NT];
     for (int t = 0; t < nt; t++)
@@ -83,44 +192,137 @@ FLUID_INLINE void dot_q4_K(const void *wv, const uint8_t *x, size_t xs, int n,
     }
     for (int t = 0; t < nt; t++)
         out[t] = hsum_f32x8(acc[t]);
-#else
-    float sums[MM_NT][8] = {{0}}, sumf[MM_NT] = {0};
-    for (int i = 0; i < nb; i++) {
-        int8_t a[QK_K];
-        uint8_t sc[8], mn[8];
-        for (int g = 0; g < 4; g++) {
-            for (int l = 0; l < 32; l++) {
-                a[64 * g + l] = (int8_t)(w[i].qs[32 * g + l] & 0x0f);
-                a[64 * g + 32 + l] = (int8_t)(w[i].qs[32 * g + l] >> 4);
-            }
+}
+#endif
+
+#if defined(FLUID_AVX2)
+/* Group rows r..r+7 (r a multiple of 8, inside the x8 part), tokens
+ * t0..t0+nt-1: yo[t * ldy + k] = row r+k . token t0+t. */
+FLUID_INLINE void tile_q4_K_to(const struct matmul_args *a, int r, int t0, int nt, float *yo, size_t ldy)
+{
+    const size_t xs = a->x_row_bytes;
+    const struct block_q4_Kx8 *g =
+        (const struct block_q4_Kx8 *)((const uint8_t *)a->w + (size_t)r * a->w_row_bytes);
+    const uint8_t *x = (const uint8_t *)a->x + (size_t)t0 * xs;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    __m256 acc[MM_NT];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int i = 0; i < a->n_in / QK_K; i++, g++) {
+        MM_PREFETCH_BLOCK(g, sizeof *g);
+        /* The 64 scales and mins, bytes [j][r] (ops.h block_q4_Kx8). */
+        _Alignas(32) uint8_t sc[64], mn[64];
+        for (int h = 0; h < 2; h++) {
+            const __m256i lo = _mm256_loadu_si256((const __m256i *)g->sm_lo[4 * h]);
+            const __m256i hi = _mm256_loadu_si256((const __m256i *)g->sm_hi);
+            const __m256i top = _mm256_and_si256(h ? _mm256_srli_epi16(hi, 4) : hi, m4);
+            _mm256_store_si256((__m256i *)(sc + 32 * h),
+                               _mm256_or_si256(_mm256_and_si256(lo, m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(top, m3), 4)));
+            _mm256_store_si256((__m256i *)(mn + 32 * h),
+                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4),
+                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 2), m3), 4)));
         }
-        unpack_scales_k4(w[i].scales, sc, mn);
-        const float dw = fp16_to_fp32(w[i].d), dmw = fp16_to_fp32(w[i].dmin);
+        /* int16 pairs per 32-bit lane r: (sc[r][j], sc[r][j]) and (mn[r][2p], mn[r][2p+1]). */
+        __m256i scp[8], mnp[4];
+        for (int j = 0; j < 8; j++) {
+            const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(sc + 8 * j)));
+            scp[j] = _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+        }
+        for (int p = 0; p < 4; p++)
+            mnp[p] = _mm256_or_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(mn + 16 * p))),
+                                     _mm256_slli_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                         (const __m128i *)(mn + 16 * p + 8))), 16));
+        __m256i isum[MM_NT];
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm256_setzero_si256();
+        for (int q = 0; q < 4; q++) {
+            __m256i slo[MM_NT], shi[MM_NT];   /* int16 sums of sub-blocks 2q, 2q+1 */
+            for (int c = 0; c < 8; c++) {
+                const __m256i raw = _mm256_loadu_si256((const __m256i *)g->qs[q][c]);
+                const __m256i wl = _mm256_and_si256(raw, m4);
+                const __m256i wh = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                for (int t = 0; t < nt; t++) {
+                    const int8_t *q8 = ((const struct block_q8_K *)(x + t * xs) + i)->qs + 64 * q + 4 * c;
+                    int32_t xl, xh;
+                    __builtin_memcpy(&xl, q8, 4);
+                    __builtin_memcpy(&xh, q8 + 32, 4);
+                    const __m256i pl = _mm256_maddubs_epi16(wl, _mm256_set1_epi32(xl));
+                    const __m256i ph = _mm256_maddubs_epi16(wh, _mm256_set1_epi32(xh));
+                    slo[t] = c ? _mm256_add_epi16(slo[t], pl) : pl;
+                    shi[t] = c ? _mm256_add_epi16(shi[t], ph) : ph;
+                }
+            }
+            for (int t = 0; t < nt; t++)
+                isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(slo[t], scp[2 * q]),
+                                                                     _mm256_madd_epi16(shi[t], scp[2 * q + 1])));
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g->d));
+        const __m256 dmw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g->dmin));
         for (int t = 0; t < nt; t++) {
             const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
-            int msum = 0;
-            for (int j = 0; j < QK_K / 16; j++)
-                msum += y->bsums[j] * mn[j / 2];
-            int32_t lane[8] = {0};
-            for (int k = 0; k < QK_K; k++)
-                lane[k % 8] += sc[k / 32] * (int16_t)(y->qs[k] * a[k]);
-            const float d = dw * y->d;
-            for (int l = 0; l < 8; l++)
-                sums[t][l] += d * lane[l];
-            const float dmin = dmw * y->d;
-            sumf[t] -= dmin * msum;
+            /* 32-bit element {0, 1, 4, 5}[p]: (bsums pair 2p, pair 2p+1), each pair summed */
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            const __m256i bp = _mm256_hadd_epi16(bs, bs);
+            __m256i msum = _mm256_setzero_si256();
+            for (int p = 0; p < 4; p++)
+                msum = _mm256_add_epi32(msum, _mm256_madd_epi16(mnp[p], _mm256_permutevar8x32_epi32(
+                                                                     bp, _mm256_set1_epi32(p < 2 ? p : p + 2))));
+            const __m256 d8 = _mm256_broadcast_ss(&y->d);
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(dw, d8), acc[t]);
+            acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_mul_ps(dmw, d8), acc[t]);
         }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm256_storeu_ps(yo + (size_t)t * ldy, acc[t]);
+}
+
+/* MM_X8_LOOP's TILE and ROW: a row of a group cut by [row0, row1) runs
+ * its group's tile (the same result as in the whole group); a GGUF row
+ * after the last group runs dot_q4_K. */
+FLUID_INLINE void tile_q4_K(const struct matmul_args *a, int r, int t0, int nt)
+{
+    tile_q4_K_to(a, r, t0, nt, a->y + (size_t)t0 * a->ldy + r, a->ldy);
+}
+
+FLUID_INLINE void row_q4_K(const struct matmul_args *a, int r, int t0, int nt, float *out)
+{
+    if (r < (a->n_rows & ~7)) {
+        float tmp[MM_NT * 8];
+        tile_q4_K_to(a, r & ~7, t0, nt, tmp, 8);
+        for (int t = 0; t < nt; t++)
+            out[t] = tmp[t * 8 + (r & 7)];
+        return;
+    }
+    dot_q4_K((const uint8_t *)a->w + (size_t)r * a->w_row_bytes, (const uint8_t *)a->x + (size_t)t0 * a->x_row_bytes,
+             a->x_row_bytes, a->n_in, nt, out);
+}
+#else
+/* Row r of an 8-row group or a GGUF row, generic: its blocks as GGUF
+ * blocks through block_generic (MM_X8_LOOP's ROW in the scalar build). */
+FLUID_INLINE void row_q4_K_generic(const struct matmul_args *a, int r, int t0, int nt, float *out)
+{
+    const uint8_t *x = (const uint8_t *)a->x + (size_t)t0 * a->x_row_bytes;
+    float sums[MM_NT][8] = {{0}}, sumf[MM_NT] = {0};
+    for (int i = 0; i < a->n_in / QK_K; i++) {
+        struct block_q4_K b;
+        row_block(a, r, i, &b);
+        block_generic(&b, x, a->x_row_bytes, i, nt, sums, sumf);
     }
     for (int t = 0; t < nt; t++) {
         for (int l = 0; l < 8; l++)
             sumf[t] += sums[t][l];
         out[t] = sumf[t];
     }
-#endif
 }
 
-/* Y[t][r] = W[r] . X[t] for Q4_K W and Q8_K X (ops.h struct matmul_args). */
+#define row_q4_K row_q4_K_generic
+#define tile_q4_K(A, R, T0, NT) MM_TILE_BY_ROWS(A, row_q4_K_generic, R, T0, NT)
+#endif
+
+/* Y[t][r] = W[r] . X[t] for Q4_K W (x8 groups, then GGUF rows) and Q8_K X
+ * (ops.h struct matmul_args). */
 void mm_q4_K(const struct matmul_args *a)
 {
-    MM_LOOP(a, dot_q4_K);
+    MM_X8_LOOP(a, tile_q4_K, row_q4_K);
 }

@@ -41,7 +41,8 @@
 #define FLUID_MOD_MAGIC "FLUIDMOD"          /* 8 bytes, no NUL */
 #define FLUID_MOD_ABI_VERSION 4u          /* 2: text_bytes (W^X split); 3: Q4_0/Q8_0
                                              x8 weight layout, matmul_args.n_rows;
-                                             4: Q4_0 x8 in 4-byte row chunks */
+                                             4: Q4_0 x8 in 4-byte row chunks,
+                                             Q4_K x8 */
 #define FLUID_MOD_PAGE 4096u                /* text/data split granularity */
 #define FLUID_MOD_HEADER_BYTES 512u
 #define FLUID_MOD_MAX_ENTRIES 24
@@ -73,7 +74,8 @@
     X(MM_Q4_1, "mm_q4_1") X(MM_Q5_1, "mm_q5_1")                          \
     X(DQ_Q2_K, "dequant_q2_K") X(DQ_Q3_K, "dequant_q3_K")                 \
     X(DQ_Q5_0, "dequant_q5_0") X(DQ_Q4_1, "dequant_q4_1")                 \
-    X(DQ_Q5_1, "dequant_q5_1") X(QUANT_Q8_1, "quantize_q8_1")
+    X(DQ_Q5_1, "dequant_q5_1") X(QUANT_Q8_1, "quantize_q8_1")          \
+    X(REPACK_Q4_K, "repack_q4_K")
 
 enum fluid_op {
 #define FLUID_OP_ENUM(id, name) OP_##id,

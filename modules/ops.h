@@ -120,6 +120,24 @@ struct block_q8_0x8 {
     ggml_half d[8];
     int8_t qs[4][2][2][QK8_0 / 2];   /* qs[j][h][s]: weights 16h..16h+15 of row j + 4s */
 };
+/*
+ * Q4_K x8 (repack_q4_K): block i of 8 rows, 1152 bytes as the 8 GGUF
+ * blocks.  The 6-bit scale sc[r][j] and min mn[r][j] of sub-block j are
+ * split into planes a tile unpacks with a few whole-vector operations:
+ * sm_lo[j][r] = (sc & 15) | (mn & 15) << 4; entry e = 8j + r's top two
+ * bits sit in sm_hi[e % 32], in its low nibble for e < 32 and its high
+ * nibble otherwise, as (sc >> 4) | (mn >> 4) << 2.  Quants: qs[g][c][r]
+ * holds bytes 32g + 4c .. 32g + 4c + 3 of row r's qs (low nibbles: weights
+ * 64g + 4c.., sub-block 2g; high: 64g + 32 + 4c.., sub-block 2g + 1), so
+ * one vector is chunk (g, c) of the 8 rows, each against the activation's
+ * matching 4 bytes broadcast, as Q4_0 x8.
+ */
+struct block_q4_Kx8 {
+    ggml_half d[8], dmin[8];         /* row r's d and dmin */
+    uint8_t sm_lo[8][8];             /* [j][r] */
+    uint8_t sm_hi[32];
+    uint8_t qs[4][8][8][4];          /* [g][c][r][4] */
+};
 /* Where Q8_0 row r (r < n_rows & ~7) sits in its group: qs[X8_J(r)][.][X8_S(r)]. */
 #define X8_J(r) ((r) & 3)
 #define X8_S(r) (((r) >> 2) & 1)
@@ -136,6 +154,7 @@ _Static_assert(sizeof(struct block_q8_1) == 36, "q8_1");
 _Static_assert(sizeof(struct block_q2_K) == 84, "q2_K");
 _Static_assert(sizeof(struct block_q3_K) == 110, "q3_K");
 _Static_assert(sizeof(struct block_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(struct block_q4_Kx8) == 8 * 144, "q4_Kx8");
 _Static_assert(sizeof(struct block_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(struct block_q6_K) == 210, "q6_K");
 _Static_assert(sizeof(struct block_q8_K) == 292, "q8_K");
@@ -206,11 +225,12 @@ void mm_q3_K(const struct matmul_args *a);   /* X: Q8_K */
 void mm_q5_0(const struct matmul_args *a);   /* X: Q8_0 */
 void mm_q4_1(const struct matmul_args *a);   /* X: Q8_1 */
 void mm_q5_1(const struct matmul_args *a);   /* X: Q8_1 */
-/* Rewrite 8-row groups [g0, g1) of a GGUF-layout Q4_0 / Q8_0 matrix
- * (rows of row_bytes) in place into the x8 layout; tmp holds
+/* Rewrite 8-row groups [g0, g1) of a GGUF-layout Q4_0 / Q8_0 / Q4_K
+ * matrix (rows of row_bytes) in place into the x8 layout; tmp holds
  * 8 * row_bytes bytes.  Every group exactly once, before any mm_<t>. */
 void repack_q4_0(void *w, size_t row_bytes, int g0, int g1, void *tmp);
 void repack_q8_0(void *w, size_t row_bytes, int g0, int g1, void *tmp);
+void repack_q4_K(void *w, size_t row_bytes, int g0, int g1, void *tmp);
 void dequant_f32(const void *w, float *y, int n);
 void dequant_f16(const void *w, float *y, int n);
 void dequant_q8_0(const void *w, float *y, int n);

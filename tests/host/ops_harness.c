@@ -73,7 +73,7 @@ static const struct wtype types[] = {
     {"q5_1", 32, 24, 32, 36, mm_q5_1, dequant_q5_1, NULL},
     {"q2_K", 256, 84, 256, 292, mm_q2_K, dequant_q2_K, NULL},
     {"q3_K", 256, 110, 256, 292, mm_q3_K, dequant_q3_K, NULL},
-    {"q4_K", 256, 144, 256, 292, mm_q4_K, dequant_q4_K, NULL},
+    {"q4_K", 256, 144, 256, 292, mm_q4_K, dequant_q4_K, repack_q4_K},
     {"q5_K", 256, 176, 256, 292, mm_q5_K, dequant_q5_K, NULL},
     {"q6_K", 256, 210, 256, 292, mm_q6_K, dequant_q6_K, NULL},
 };

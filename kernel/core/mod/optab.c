@@ -34,6 +34,7 @@ int op_repack_for_type(int t)
     switch (t) {
     case GGML_TYPE_Q8_0: return OP_REPACK_Q8_0;
     case GGML_TYPE_Q4_0: return OP_REPACK_Q4_0;
+    case GGML_TYPE_Q4_K: return OP_REPACK_Q4_K;
     default: return -1;
     }
 }
