@@ -78,6 +78,32 @@ FLUID_INLINE void unpack_scales_k4(const uint8_t *s, uint8_t *sc, uint8_t *mn)
     }
 }
 
+/* The token loop of ggml_vec_dot_q4_K_q8_K_generic and
+ * ggml_vec_dot_q5_K_q8_K_generic for one block: q[0..256) its unpacked
+ * unsigned weights, sc/mn its 8 scales and mins (unpack_scales_k4), dw/dmw
+ * its d and dmin; against block i of activation rows x + t * xs (Q8_K),
+ * t < nt, adding into sums[t][0..8) and sumf[t] as ggml keeps them (lane
+ * l % 8 of the integer products, then sumf += sums[] at the row's end). */
+FLUID_INLINE void kquant_sc_mn_block(const int8_t *q, const uint8_t *sc, const uint8_t *mn, float dw, float dmw,
+                                     const uint8_t *x, size_t xs, int i, int nt, float sums[MM_NT][8],
+                                     float sumf[MM_NT])
+{
+    for (int t = 0; t < nt; t++) {
+        const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
+        int msum = 0;
+        for (int j = 0; j < QK_K / 16; j++)
+            msum += y->bsums[j] * mn[j / 2];
+        int32_t lane[8] = {0};
+        for (int k = 0; k < QK_K; k++)
+            lane[k % 8] += sc[k / 32] * (int16_t)(y->qs[k] * q[k]);
+        const float d = dw * y->d;
+        for (int l = 0; l < 8; l++)
+            sums[t][l] += d * lane[l];
+        const float dmin = dmw * y->d;
+        sumf[t] -= dmin * msum;
+    }
+}
+
 #if defined(FLUID_AVX2)
 /* unpack_scales_k4 for SIMD use: the 8 scales in int16 lanes 0..7 and the
  * 8 mins in lanes 8..15, by whole-word masks (the bit moves of ggml's

@@ -98,21 +98,7 @@ FLUID_INLINE void dot_q5_K(const void *wv, const uint8_t *x, size_t xs, int n,
             }
         }
         unpack_scales_k4(w[i].scales, sc, mn);
-        const float dw = fp16_to_fp32(w[i].d), dmw = fp16_to_fp32(w[i].dmin);
-        for (int t = 0; t < nt; t++) {
-            const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
-            int msum = 0;
-            for (int j = 0; j < QK_K / 16; j++)
-                msum += y->bsums[j] * mn[j / 2];
-            int32_t lane[8] = {0};
-            for (int k = 0; k < QK_K; k++)
-                lane[k % 8] += sc[k / 32] * (int16_t)(y->qs[k] * a[k]);
-            const float d = dw * y->d;
-            for (int l = 0; l < 8; l++)
-                sums[t][l] += d * lane[l];
-            const float dmin = dmw * y->d;
-            sumf[t] -= dmin * msum;
-        }
+        kquant_sc_mn_block(a, sc, mn, fp16_to_fp32(w[i].d), fp16_to_fp32(w[i].dmin), x, xs, i, nt, sums, sumf);
     }
     for (int t = 0; t < nt; t++) {
         for (int l = 0; l < 8; l++)

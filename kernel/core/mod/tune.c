@@ -3,22 +3,13 @@
 #include <string.h>
 #include "arch/x86/cpu.h"
 #include "lib/kprintf.h"
+#include "lib/sort_u64.h"
 #include "llm/model.h"
 #include "mod/choice.h"
 #include "mod/modfmt.h"
 #include "mod/optab.h"
 #include "mod/tune.h"
 #include "plat/plat.h"
-
-static void sort_u64(uint64_t *v, int n)
-{
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            uint64_t t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-}
 
 /* Every variant of op this boot has: loaded modules implementing it (the
  * reference first: the scalar baseline), then the ones this CPU cannot

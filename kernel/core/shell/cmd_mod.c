@@ -12,6 +12,7 @@
 #include <string.h>
 #include "arch/x86/cpu.h"
 #include "lib/kprintf.h"
+#include "lib/sort_u64.h"
 #include "llm/gguf.h"
 #include "llm/model.h"
 #include "mod/cache.h"
@@ -410,16 +411,6 @@ static uint64_t bench_batch(int n, int profiled)
     uint64_t t = tsc_end() - t0;
     prof_enabled = saved;
     return t;
-}
-
-static void sort_u64(uint64_t *v, int n)
-{
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) {
-            uint64_t t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
 }
 
 /* `prof bench`: what the profiler adds to each module call (TSC cycles),
