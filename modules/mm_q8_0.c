@@ -5,12 +5,14 @@
  * once at load by repack_q8_0), rows after the last whole group in GGUF's.
  * Per block of 32: sumi = sum w.qs[j] * x.qs[j] (exact int), then
  * sumf += sumi * (dw * dx), blocks in order (ggml_vec_dot_q8_0_q8_0_generic).
- * The AVX2 tile computes a group's 8 rows at once, one row per float lane,
- * with the same float operations in the same order (no fma), so every ISA
- * gives bit-identical results.  Its integer part is ggml's sign trick
- * (|w| times x with w's sign, maddubs or vpdpbusd) on half blocks of rows
- * j and j+4 side by side, then three horizontal adds; weights may be -128,
- * activations must lie in [-127, 127] (quantize_q8_0 guarantees it).
+ * The AVX2 tile computes a group's 8 rows at once, one row per 32-bit
+ * lane, with the same float operations in the same order (no fma), so
+ * every ISA gives bit-identical results.  Its integer part is ggml's sign
+ * trick (|w| times x with w's sign, maddubs + maddwd or vpdpbusd) on the
+ * group's 4-byte row chunks against the activation's matching 4 bytes
+ * broadcast: no permutes, no horizontal adds.  Weights may be -128,
+ * activations must lie in [-127, 127] (quantize_q8_0 guarantees it): each
+ * maddubs pair sum is then at most 2 * 128 * 127 < 2^15.
  */
 #include "half.h"
 #include "mm_common.h"
@@ -34,11 +36,11 @@ static void put_q8_0x8(uint8_t *g, const uint8_t *tmp, size_t row_bytes)
 {
     struct block_q8_0x8 *o = (struct block_q8_0x8 *)g;
     for (size_t i = 0; i < row_bytes / sizeof(struct block_q8_0); i++, o++)
-        for (int k = 0; k < 8; k++) {
-            const struct block_q8_0 *b = (const struct block_q8_0 *)(tmp + k * row_bytes) + i;
-            o->d[k] = b->d;
-            for (int h = 0; h < 2; h++)
-                __builtin_memcpy(o->qs[X8_J(k)][h][X8_S(k)], b->qs + h * QK8_0 / 2, QK8_0 / 2);
+        for (int r = 0; r < 8; r++) {
+            const struct block_q8_0 *b = (const struct block_q8_0 *)(tmp + r * row_bytes) + i;
+            o->d[r] = b->d;
+            for (int c = 0; c < 8; c++)
+                __builtin_memcpy(o->qs[c][r], b->qs + 4 * c, 4);
         }
 }
 
@@ -61,9 +63,8 @@ FLUID_INLINE void row_q8_0(const struct matmul_args *a, int r, int t0, int nt, f
             const struct block_q8_0x8 *g =
                 (const struct block_q8_0x8 *)(w + (size_t)(r & ~7) * a->w_row_bytes) + i;
             dh = g->d[r & 7];
-            for (int h = 0; h < 2; h++)
-                for (int j = 0; j < QK8_0 / 2; j++)
-                    q[h * QK8_0 / 2 + j] = g->qs[X8_J(r)][h][X8_S(r)][j];
+            for (int c = 0; c < 8; c++)
+                __builtin_memcpy(q + 4 * c, g->qs[c][r & 7], 4);
         } else {
             const struct block_q8_0 *b = (const struct block_q8_0 *)(w + (size_t)r * a->w_row_bytes) + i;
             dh = b->d;
@@ -84,7 +85,22 @@ FLUID_INLINE void row_q8_0(const struct matmul_args *a, int r, int t0, int nt, f
 }
 
 #if defined(FLUID_AVX2)
-/* Group rows r..r+7, tokens t0..t0+nt-1 (MM_X8_LOOP). */
+/* s + lane r: sum over k < 4 of w[4r+k] * x[4r+k], |w| given as aw; the
+ * sign trick of dot_s8s8_i32 with an accumulator (one vpdpbusd on VNNI). */
+FLUID_INLINE __m256i acc_s8s8_i32(__m256i s, __m256i aw, __m256i w, __m256i x)
+{
+#if defined(FLUID_VNNI) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
+    return _mm256_dpbusd_epi32(s, aw, _mm256_sign_epi8(x, w));
+#elif defined(FLUID_VNNI)
+    return _mm256_dpbusd_avx_epi32(s, aw, _mm256_sign_epi8(x, w));
+#else
+    return _mm256_add_epi32(s, dot_u8s8_i32(aw, _mm256_sign_epi8(x, w)));
+#endif
+}
+
+/* Group rows r..r+7, tokens t0..t0+nt-1 (MM_X8_LOOP).  Chunk-major: each
+ * weight chunk and its absolute value are made once and used for all nt
+ * tokens. */
 FLUID_INLINE void tile_q8_0(const struct matmul_args *a, int r, int t0, int nt)
 {
     const size_t xs = a->x_row_bytes;
@@ -96,29 +112,25 @@ FLUID_INLINE void tile_q8_0(const struct matmul_args *a, int r, int t0, int nt)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < a->n_in / QK8_0; i++, g++) {
         MM_PREFETCH_BLOCK(g, sizeof *g);
-        __m256i aw[4][2];  /* |w|, half h of rows j | j+4; -128 reads as 128 */
-        for (int j = 0; j < 4; j++)
-            for (int h = 0; h < 2; h++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)g->qs[j][h]);
-                aw[j][h] = _mm256_sign_epi8(v, v);
+        const struct block_q8_0s *y[MM_NT];
+        __m256i s[MM_NT];
+        for (int t = 0; t < nt; t++) {
+            y[t] = (const struct block_q8_0s *)(x + t * xs) + i;
+            s[t] = _mm256_setzero_si256();
+        }
+        for (int c = 0; c < 8; c++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)g->qs[c]);
+            const __m256i aw = _mm256_sign_epi8(w, w);   /* -128 reads as 128 */
+            for (int t = 0; t < nt; t++) {
+                int32_t c4;
+                __builtin_memcpy(&c4, y[t]->qs + 4 * c, 4);
+                s[t] = acc_s8s8_i32(s[t], aw, w, _mm256_set1_epi32(c4));
             }
+        }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g->d));
         for (int t = 0; t < nt; t++) {
-            const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * xs) + i;
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);
-            const __m256i yh[2] = { _mm256_permute2x128_si256(qy, qy, 0x00),
-                                    _mm256_permute2x128_si256(qy, qy, 0x11) };
-            __m256i p[4];
-            for (int j = 0; j < 4; j++) {
-                const __m256i w0 = _mm256_loadu_si256((const __m256i *)g->qs[j][0]);
-                const __m256i w1 = _mm256_loadu_si256((const __m256i *)g->qs[j][1]);
-                p[j] = dot2_u8s8_i32(aw[j][0], _mm256_sign_epi8(yh[0], w0),
-                                     aw[j][1], _mm256_sign_epi8(yh[1], w1));
-            }
-            const __m256i sumi = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]),
-                                                   _mm256_hadd_epi32(p[2], p[3]));
-            const __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(&y->d));
-            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(sumi), d));
+            const __m256 d = _mm256_mul_ps(dw, _mm256_broadcast_ss(&y[t]->d));
+            acc[t] = _mm256_add_ps(acc[t], _mm256_mul_ps(_mm256_cvtepi32_ps(s[t]), d));
         }
     }
     for (int t = 0; t < nt; t++)

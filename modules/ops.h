@@ -107,8 +107,8 @@ struct block_q8_K {
  *     (32-bit lane r): against the 4-byte chunk k of an activation block
  *     broadcast to every lane, one maddubs per chunk gives the 8 rows'
  *     partial sums in lane order, with no horizontal add.
- *   Q8_0: one 256-bit load holds rows j and j+4 (j < 4) side by side, so
- *     three horizontal adds give the 8 row sums in row order.
+ *   Q8_0: likewise qs[k] holds weights 4k..4k+3 of each row (8 chunks of
+ *     the 32), so a tile needs no permutes or horizontal adds either.
  * (The idea is llama.cpp's block_q4_0x8 repacking, ggml-cpu/repack.cpp;
  * these layouts are Fluid's own.)
  */
@@ -118,7 +118,7 @@ struct block_q4_0x8 {
 };
 struct block_q8_0x8 {
     ggml_half d[8];
-    int8_t qs[4][2][2][QK8_0 / 2];   /* qs[j][h][s]: weights 16h..16h+15 of row j + 4s */
+    int8_t qs[8][8][4];              /* qs[k][r]: weights 4k..4k+3 of row r */
 };
 /*
  * Q4_K x8 (repack_q4_K): block i of 8 rows, 1152 bytes as the 8 GGUF
@@ -138,9 +138,6 @@ struct block_q4_Kx8 {
     uint8_t sm_hi[32];
     uint8_t qs[4][8][8][4];          /* [g][c][r][4] */
 };
-/* Where Q8_0 row r (r < n_rows & ~7) sits in its group: qs[X8_J(r)][.][X8_S(r)]. */
-#define X8_J(r) ((r) & 3)
-#define X8_S(r) (((r) >> 2) & 1)
 
 _Static_assert(sizeof(struct block_q4_0) == 18, "q4_0");
 _Static_assert(sizeof(struct block_q4_0x8) == 8 * 18, "q4_0x8");
