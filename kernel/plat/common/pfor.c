@@ -32,6 +32,11 @@ static uint64_t spin_ticks;
 static int n_workers = 1;
 static int worker_of[PFOR_MAX_CPUS];     /* per-CPU id -> worker index */
 
+/* Chunks per worker and job: more than one, so a CPU that the host (or an
+ * interrupt) holds up leaves its later chunks to the others instead of
+ * keeping them all waiting at the end of the job. */
+#define PFOR_CHUNKS_PER_WORKER 4
+
 static inline uint32_t gen_of(uint64_t word) { return (uint32_t)(word >> 32); }
 
 /* Chunk w of W over [0, n): [n*w/W, n*(w+1)/W). */
@@ -126,7 +131,8 @@ void pfor_run(uint32_t caller_id, int n_items, plat_fn fn, void *ctx)
     atomic_store_explicit(&job.fn, fn, memory_order_relaxed);
     atomic_store_explicit(&job.ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&job.n, n_items, memory_order_relaxed);
-    atomic_store_explicit(&job.chunks, W, memory_order_relaxed);
+    const int C = n_items < W * PFOR_CHUNKS_PER_WORKER ? n_items : W * PFOR_CHUNKS_PER_WORKER;
+    atomic_store_explicit(&job.chunks, C, memory_order_relaxed);
     atomic_store_explicit(&job.done, 0, memory_order_relaxed);
     uint32_t gen = ++job.gen;
     atomic_store(&job.word, (uint64_t)gen << 32);   /* go (seq_cst: see wait_change) */
@@ -134,7 +140,7 @@ void pfor_run(uint32_t caller_id, int n_items, plat_fn fn, void *ctx)
     if (sl)
         hooks.wake(sl);
     run_chunks(gen, 0);
-    while (atomic_load_explicit(&job.done, memory_order_acquire) != W)
+    while (atomic_load_explicit(&job.done, memory_order_acquire) != C)
         hooks.relax();
     job.busy = 0;
 }

@@ -5,7 +5,8 @@
  * hosted one spins with pause and sleeps on a futex.  Those are the hooks.
  *
  * The job: CPU 0 publishes fn/ctx/n and bumps a 32-bit generation; every
- * worker, and CPU 0 itself, claims chunks with a compare-exchange on one
+ * worker, and CPU 0 itself, claims chunks (up to 4 per worker, so a CPU
+ * the host holds up does not hold the job up) with a compare-exchange on one
  * 64-bit word (generation << 32 | next chunk) and runs them; CPU 0 returns
  * when all chunks are done.  A worker that finds no new job for
  * spin_ticks TSC ticks sets its bit in the sleepers mask and sleeps.
