@@ -3,6 +3,9 @@
  * TinyLlama's shapes, for issue 9's roofline figures (`make mmbench`).
  *
  *   mmbench bw    [-t THREADS]                      read bandwidth, GB/s
+ *   mmbench peak  [-t THREADS]                      int8 multiply-add peak:
+ *                 independent vpmaddubsw (32 byte products each), GOP/s
+ *                 at 2 per product, best of 5 (roofline.py's "% of peak")
  *   mmbench mm    TYPE N_IN N_OUT N_TOK [-t T] [-r REPS]
  *   mmbench model TYPE [-n N_TOK] [-t T] [-r REPS]  every matrix product of
  *                 one forward pass of TinyLlama-1.1B (22 layers: q, k, v, o,
@@ -293,6 +296,44 @@ static int cmd_bw(void)
     return 0;
 }
 
+/* 12 independent vpmaddubsw chains, 1e4 steps per row of the job: the
+ * throughput of the int8 multiply-add that every AVX2 kernel is built on,
+ * at whatever clock the cores really run (boost included; the TSC rate
+ * is not it). */
+#define PEAK_CHAINS 12
+#define PEAK_STEPS 10000
+
+static void peak_part(const struct matmul_args *a)
+{
+    __m256i c[PEAK_CHAINS];
+    const __m256i b = _mm256_set1_epi8(1);
+    for (int k = 0; k < PEAK_CHAINS; k++)
+        c[k] = _mm256_set1_epi8((char)k);
+    for (long n = (long)(a->row1 - a->row0) * PEAK_STEPS; n > 0; n--)
+        for (int k = 0; k < PEAK_CHAINS; k++)
+            __asm__ volatile("vpmaddubsw %1, %0, %0" : "+x"(c[k]) : "x"(b));
+    for (int k = 1; k < PEAK_CHAINS; k++)
+        c[0] = _mm256_xor_si256(c[0], c[k]);
+    atomic_fetch_xor(&bw_sink, (uint64_t)_mm256_extract_epi64(c[0], 0));
+}
+
+static int cmd_peak(void)
+{
+    static const struct wtype pt = { "peak", 1, 1, 1, 1, peak_part, NULL, -1 };
+    struct matmul_args a = { .row0 = 0, .row1 = 16 * 64 * n_threads };
+    const double ops = (double)a.row1 * PEAK_STEPS * PEAK_CHAINS * 32 * 2;
+    double s[5], mn, md;
+    for (int r = 0; r < 5; r++) {
+        const double t0 = now_s();
+        run_job(&a, &pt);
+        s[r] = now_s() - t0;
+    }
+    min_med(s, 5, &mn, &md);
+    printf("int8 peak: %.1f GOP/s best, %.1f GOP/s median (%d threads, vpmaddubsw, 2 ops per product)\n",
+           ops / mn / 1e9, ops / md / 1e9, n_threads);
+    return 0;
+}
+
 static int cmd_mm(int argc, char **argv)
 {
     if (argc < 6) {
@@ -384,7 +425,7 @@ static int cmd_model(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: mmbench bw|mm|model ... (see tools/mmbench.c)\n");
+        fprintf(stderr, "usage: mmbench bw|peak|mm|model ... (see tools/mmbench.c)\n");
         return 2;
     }
     n_threads = arg_int(argc, argv, "-t", 1);
@@ -395,6 +436,8 @@ int main(int argc, char **argv)
     start_threads();
     if (!strcmp(argv[1], "bw"))
         return cmd_bw();
+    if (!strcmp(argv[1], "peak"))
+        return cmd_peak();
     if (!strcmp(argv[1], "mm"))
         return cmd_mm(argc, argv);
     if (!strcmp(argv[1], "model"))

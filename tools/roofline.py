@@ -17,9 +17,12 @@ integer peak, and what limits it by those two figures.  Wall time is the
 busiest CPU's cycles over the TSC rate.
 
 Bandwidth: `build/tools/mmbench bw -t N` (AVX2 loads over 1 GiB, best of
-5) unless --bw gives it.  Peak: --peak, or from CPUID as the profile
-reports it: x86-64-v4+VNNI 256-bit vpdpbusd 2/cycle = 64 MACs, AVX2
-vpmaddubsw+vpmaddwd = 32 MACs per cycle and core, times the TSC rate.
+5) unless --bw gives it.  Peak: --peak, or measured by `mmbench peak -t
+N` (independent vpmaddubsw, 32 byte products each, on every CPU: the
+clock the cores really run, boost included).  On a VNNI CPU (which
+mmbench's x86-64-v3 build cannot time) it is estimated instead: 256-bit
+vpdpbusd 2 per cycle = 64 products per cycle and core, at the TSC rate,
+and the table says so.
 Python 3 standard library only.
 """
 import argparse
@@ -49,6 +52,12 @@ def bandwidth(threads):
     exe = os.path.join(HERE, "..", "build", "tools", "mmbench")
     out = subprocess.run([exe, "bw", "-t", str(threads)], capture_output=True, text=True, check=True).stdout
     return float(re.search(r"([0-9.]+) GB/s best", out).group(1))
+
+
+def measured_peak(threads):
+    exe = os.path.join(HERE, "..", "build", "tools", "mmbench")
+    out = subprocess.run([exe, "peak", "-t", str(threads)], capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"([0-9.]+) GOP/s best", out).group(1))
 
 
 def table(prof, tokens, bw, peak, what, measured=None):
@@ -113,11 +122,16 @@ def main():
     cpus = dec["cpu"]["cores"]
     bw = a.bw or bandwidth(cpus)
     vnni = dec["cpu"]["x86_64_level"] >= 4 and "AVX512_VNNI" in dec["cpu"]["features"]
-    peak = a.peak or (64 if vnni else 32) * 2 * cpus * dec["cpu"]["tsc_hz"] / 1e9
+    if a.peak:
+        peak, how = a.peak, "--peak"
+    elif vnni:
+        peak, how = 64 * 2 * cpus * dec["cpu"]["tsc_hz"] / 1e9, "vpdpbusd, estimated at the TSC rate"
+    else:
+        peak, how = measured_peak(cpus), "vpmaddubsw, measured by mmbench peak"
     load = os.getloadavg()
     print(f"CPU {dec['cpu']['brand']} ({dec['cpu']['tag']}), {cpus} CPUs, TSC "
           f"{dec['cpu']['tsc_hz'] / 1e6:.0f} MHz; read bandwidth {bw:.1f} GB/s ({cpus} threads); int8 peak "
-          f"{peak:.0f} GOP/s ({'vpdpbusd' if vnni else 'vpmaddubsw'}); load average "
+          f"{peak:.0f} GOP/s ({how}); load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
     print(f"Decode ({a.n} tokens, per generated token):\n")
     table(dec, a.n, bw, peak, "decode", measured_rate(dec_out, "gen"))
