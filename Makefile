@@ -291,6 +291,7 @@ $(B)/tools/mmbench: $(MMBENCH_SRC) $(MOD_HDRS) Makefile | deps
 
 mmbench: $(B)/tools/mmbench
 	@$(B)/tools/mmbench bw -t 1; $(B)/tools/mmbench bw -t $(or $(SMP),2)
+	@$(B)/tools/mmbench peak -t $(or $(SMP),2)
 	@for t in q4_0 q4_K q8_0; do $(B)/tools/mmbench model $$t -t $(or $(SMP),2); \
 	  $(B)/tools/mmbench model $$t -n 128 -t $(or $(SMP),2) -r 3; done
 
