@@ -13,6 +13,7 @@
  */
 #include "half.h"
 #include "mm_common.h"
+#include "vexpf.h"
 
 #pragma STDC FP_CONTRACT OFF
 
@@ -56,22 +57,36 @@ void attn_scores(const ggml_half *q, const ggml_half *k, size_t stride, int n_po
 }
 
 /* In place over n floats: s[i] = exp(s[i] - max) / sum_j exp(s[j] - max)
- * (ggml_vec_soft_max_f32: expf from the services table, sum in double,
- * then scaled by (float)(1/sum)). */
+ * (ggml_vec_soft_max_f32; expf: vexpf8 in the AVX2 build, the services
+ * table's otherwise; sum in double, in order, then scaled by
+ * (float)(1/sum)). */
 void softmax(float *s, int n)
 {
     if (n <= 0)
         return;
-    float (*const expf_)(float) = fluid_svc->expf;
     float max = s[0];
     for (int i = 1; i < n; i++)
         max = s[i] > max ? s[i] : max;
-    double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        const float e = expf_(s[i] - max);
-        s[i] = e;
-        sum += (double)e;
+    int i = 0;
+#if defined(FLUID_AVX2)
+    /* e^(s - max) 8 at a time (vexpf.h); the sum below stays in order. */
+    const __m256 vm = _mm256_set1_ps(max);
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(s + i, vexpf8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm)));
+    if (i < n) {
+        float t[8] = {0};
+        __builtin_memcpy(t, s + i, (size_t)(n - i) * sizeof *s);
+        _mm256_storeu_ps(t, vexpf8(_mm256_sub_ps(_mm256_loadu_ps(t), vm)));
+        __builtin_memcpy(s + i, t, (size_t)(n - i) * sizeof *s);
     }
+    i = n;
+#endif
+    float (*const expf_)(float) = fluid_svc->expf;
+    for (; i < n; i++)
+        s[i] = expf_(s[i] - max);
+    double sum = 0.0;
+    for (int j = 0; j < n; j++)
+        sum += (double)s[j];
     const float inv = (float)(1.0 / sum);
     for (int i = 0; i < n; i++)
         s[i] *= inv;
