@@ -88,8 +88,8 @@ void softmax(float *s, int n)
     for (int j = 0; j < n; j++)
         sum += (double)s[j];
     const float inv = (float)(1.0 / sum);
-    for (int i = 0; i < n; i++)
-        s[i] *= inv;
+    for (int j = 0; j < n; j++)
+        s[j] *= inv;
 }
 
 /* out[d] = sum_j f16(p[j]) * v_j[d] for d < head_dim, v_j = v + j*stride

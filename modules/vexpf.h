@@ -12,10 +12,10 @@
  * its Taylor series to r^7 / 7! (truncation below 6e-9 relative, under a
  * twentieth of an ulp, on that interval), Horner with fma; then times 2^n
  * built in the exponent field.  Measured against float64 exp rounded to
- * float: within 1 ulp on every 97th float of [-87.33, 88.72]; the ops
- * tests check swiglu and softmax with it (tests/host/test_ops.py).  Outside: x > 88.72 gives
- * +inf, x < -87.33 gives +0 (e^x would be subnormal there: flushed), NaN
- * gives NaN.
+ * float: within 1 ulp on every 97th float of [-87.33, 88.72]
+ * (tests/host/test_ops.py checks swiglu over that whole range and softmax).
+ * Outside: x > 88.72 gives +inf, x < -87.33 gives +0 (e^x would be
+ * subnormal there: flushed), NaN gives NaN.
  */
 #ifndef FLUID_VEXPF_H
 #define FLUID_VEXPF_H

@@ -474,6 +474,19 @@ def test_swiglu_add(h, n):
     assert np.array_equal(got, g + u)
 
 
+def test_swiglu_exp_range(h):
+    """silu over the whole range where expf(-v) is a normal float (the
+    AVX2 build's vexpf8, modules/vexpf.h), its ends, and NaN in, NaN out."""
+    g = np.concatenate([np.linspace(-87.3, 87.3, 40001), [-88.8, 89.0, -1e30, 1e30, np.nan]]).astype(F32)
+    u = np.ones_like(g)
+    got = h.run("swiglu", len(g), h.file(g), h.file(u))
+    gd = g[:-1].astype(np.float64)
+    with np.errstate(over="ignore"):
+        want = gd / (1 + np.exp(-gd))
+    assert np.allclose(got[:-1], want, rtol=1e-6, atol=1e-30)
+    assert np.isnan(got[-1])
+
+
 def test_softmax(h):
     rng = np.random.default_rng(12)
     for n in (1, 7, 300):
