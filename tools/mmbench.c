@@ -258,6 +258,18 @@ static int arg_int(int argc, char **argv, const char *flag, int def)
     return def;
 }
 
+/* Best (*mn) and median (*md) seconds of 5 runs of job a of type t. */
+static void time5(const struct matmul_args *a, const struct wtype *t, double *mn, double *md)
+{
+    double s[5];
+    for (int r = 0; r < 5; r++) {
+        const double t0 = now_s();
+        run_job(a, t);
+        s[r] = now_s() - t0;
+    }
+    min_med(s, 5, mn, md);
+}
+
 /* AVX2 loads over 1 GiB split across the threads, best of 5. */
 static void *bw_buf;
 static size_t bw_bytes;
@@ -284,13 +296,8 @@ static int cmd_bw(void)
     bw_buf = alloc_rand(bw_bytes);
     static const struct wtype bwt = { "bw", 1, 1, 1, 1, bw_part, NULL, -1 };
     struct matmul_args a = { .row0 = 0, .row1 = (int)(bw_bytes / 4096) };
-    double s[5], mn, md;
-    for (int r = 0; r < 5; r++) {
-        const double t0 = now_s();
-        run_job(&a, &bwt);
-        s[r] = now_s() - t0;
-    }
-    min_med(s, 5, &mn, &md);
+    double mn, md;
+    time5(&a, &bwt, &mn, &md);
     printf("read bandwidth: %.1f GB/s best, %.1f GB/s median (%d threads, 1 GiB, AVX2 loads)\n",
            bw_bytes / mn / 1e9, bw_bytes / md / 1e9, n_threads);
     return 0;
@@ -322,13 +329,8 @@ static int cmd_peak(void)
     static const struct wtype pt = { "peak", 1, 1, 1, 1, peak_part, NULL, -1 };
     struct matmul_args a = { .row0 = 0, .row1 = 16 * 64 * n_threads };
     const double ops = (double)a.row1 * PEAK_STEPS * PEAK_CHAINS * 32 * 2;
-    double s[5], mn, md;
-    for (int r = 0; r < 5; r++) {
-        const double t0 = now_s();
-        run_job(&a, &pt);
-        s[r] = now_s() - t0;
-    }
-    min_med(s, 5, &mn, &md);
+    double mn, md;
+    time5(&a, &pt, &mn, &md);
     printf("int8 peak: %.1f GOP/s best, %.1f GOP/s median (%d threads, vpmaddubsw, 2 ops per product)\n",
            ops / mn / 1e9, ops / md / 1e9, n_threads);
     return 0;
