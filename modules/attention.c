@@ -67,10 +67,10 @@ void softmax(float *s, int n)
     float max = s[0];
     for (int i = 1; i < n; i++)
         max = s[i] > max ? s[i] : max;
-    int i = 0;
 #if defined(FLUID_AVX2)
     /* e^(s - max) 8 at a time (vexpf.h); the sum below stays in order. */
     const __m256 vm = _mm256_set1_ps(max);
+    int i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(s + i, vexpf8(_mm256_sub_ps(_mm256_loadu_ps(s + i), vm)));
     if (i < n) {
@@ -79,11 +79,11 @@ void softmax(float *s, int n)
         _mm256_storeu_ps(t, vexpf8(_mm256_sub_ps(_mm256_loadu_ps(t), vm)));
         __builtin_memcpy(s + i, t, (size_t)(n - i) * sizeof *s);
     }
-    i = n;
-#endif
+#else
     float (*const expf_)(float) = fluid_svc->expf;
-    for (; i < n; i++)
+    for (int i = 0; i < n; i++)
         s[i] = expf_(s[i] - max);
+#endif
     double sum = 0.0;
     for (int j = 0; j < n; j++)
         sum += (double)s[j];

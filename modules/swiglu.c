@@ -9,23 +9,28 @@
  * the AVX2 build (every element, the last partial vector through a padded
  * copy, so an element's result does not depend on where it sits), the
  * services table's otherwise. */
+#if defined(FLUID_AVX2)
+/* out[0..8) from g[0..8), u[0..8): the formula below, 8 at a time. */
+FLUID_INLINE void swiglu8(float *out, const float *g, const float *u)
+{
+    const __m256 v = _mm256_loadu_ps(g);
+    const __m256 e = vexpf8(_mm256_sub_ps(_mm256_setzero_ps(), v));
+    _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e)),
+                                        _mm256_loadu_ps(u)));
+}
+#endif
+
 FLUID_INLINE void swiglu_n(float *out, const float *g, const float *u, int n)
 {
 #if defined(FLUID_AVX2)
-    const __m256 one = _mm256_set1_ps(1.0f);
     int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(g + i);
-        const __m256 e = vexpf8(_mm256_sub_ps(_mm256_setzero_ps(), v));
-        _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + i)));
-    }
+    for (; i + 8 <= n; i += 8)
+        swiglu8(out + i, g + i, u + i);
     if (i < n) {
         float gv[8] = {0}, uv[8] = {0}, ov[8];
         __builtin_memcpy(gv, g + i, (size_t)(n - i) * sizeof *g);
         __builtin_memcpy(uv, u + i, (size_t)(n - i) * sizeof *u);
-        const __m256 v = _mm256_loadu_ps(gv);
-        const __m256 e = vexpf8(_mm256_sub_ps(_mm256_setzero_ps(), v));
-        _mm256_storeu_ps(ov, _mm256_mul_ps(_mm256_div_ps(v, _mm256_add_ps(one, e)), _mm256_loadu_ps(uv)));
+        swiglu8(ov, gv, uv);
         __builtin_memcpy(out + i, ov, (size_t)(n - i) * sizeof *out);
     }
 #else

@@ -48,16 +48,11 @@ def capture(vm, line, timeout):
     return out, prof
 
 
-def bandwidth(threads):
+def mmbench_best(what, unit, threads):
+    """The best figure of `mmbench bw` (GB/s) or `mmbench peak` (GOP/s)."""
     exe = os.path.join(HERE, "..", "build", "tools", "mmbench")
-    out = subprocess.run([exe, "bw", "-t", str(threads)], capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"([0-9.]+) GB/s best", out).group(1))
-
-
-def measured_peak(threads):
-    exe = os.path.join(HERE, "..", "build", "tools", "mmbench")
-    out = subprocess.run([exe, "peak", "-t", str(threads)], capture_output=True, text=True, check=True).stdout
-    return float(re.search(r"([0-9.]+) GOP/s best", out).group(1))
+    out = subprocess.run([exe, what, "-t", str(threads)], capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"([0-9.]+) " + unit + " best", out).group(1))
 
 
 def table(prof, tokens, bw, peak, what, measured=None):
@@ -120,14 +115,14 @@ def main():
     finally:
         vm.close()
     cpus = dec["cpu"]["cores"]
-    bw = a.bw or bandwidth(cpus)
+    bw = a.bw or mmbench_best("bw", "GB/s", cpus)
     vnni = dec["cpu"]["x86_64_level"] >= 4 and "AVX512_VNNI" in dec["cpu"]["features"]
     if a.peak:
         peak, how = a.peak, "--peak"
     elif vnni:
         peak, how = 64 * 2 * cpus * dec["cpu"]["tsc_hz"] / 1e9, "vpdpbusd, estimated at the TSC rate"
     else:
-        peak, how = measured_peak(cpus), "vpmaddubsw, measured by mmbench peak"
+        peak, how = mmbench_best("peak", "GOP/s", cpus), "vpmaddubsw, measured by mmbench peak"
     load = os.getloadavg()
     print(f"CPU {dec['cpu']['brand']} ({dec['cpu']['tag']}), {cpus} CPUs, TSC "
           f"{dec['cpu']['tsc_hz'] / 1e6:.0f} MHz; read bandwidth {bw:.1f} GB/s ({cpus} threads); int8 peak "
