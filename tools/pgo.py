@@ -134,13 +134,19 @@ def profile_image(a):
         build_image(image, a.model, a.cache_dir)
     if not image.exists():
         die(f"{image} does not exist (run `make image MODEL=...` first)")
+    extra = {}
     if a.target == "hosted":
         accel = "native"
-        log(f"running {image} hosted (native, {a.mem}, {a.smp or os.cpu_count()} threads)")
+        log(f"running {image} hosted (native, {a.mem}, {a.smp or os.cpu_count()} threads"
+            f"{', as CPU ' + a.cpu if a.cpu else ''})")
+        if a.cpu:
+            extra["extra"] = ["--cpu", a.cpu]
     else:
+        if a.cpu:
+            die("--cpu is for --target hosted (QEMU's -cpu chooses the guest's)")
         accel = a.accel or ("kvm" if kvm_usable() else "tcg")
         log(f"booting {image} headless ({accel}, {a.mem}, {a.smp or os.cpu_count()} cpus)")
-    vm = boot(image, target=a.target, mem=a.mem, smp=a.smp, accel=accel, boot_timeout=a.timeout)
+    vm = boot(image, target=a.target, mem=a.mem, smp=a.smp, accel=accel, boot_timeout=a.timeout, **extra)
     try:
         for line in vm.text().splitlines():
             if line.startswith(("cache:", "modules:", "model: '")):
@@ -612,6 +618,8 @@ def main(argv=None):
     p.add_argument("--accel", choices=["kvm", "tcg"])
     p.add_argument("--target", choices=["qemu", "hosted"], default="qemu",
                    help="qemu: the unikernel; hosted: build/fluid-hosted at native speed (make HOSTED=1)")
+    p.add_argument("--cpu", metavar="TAG", help="hosted: profile as a CPU with only TAG's instruction sets "
+                   "(fluid-hosted --cpu), e.g. for a machine with a smaller CPU than this one")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--quiet", action="store_true", help="do not echo the generated text")
     p = sub.add_parser("analyze", help="classify modules and write a plan")

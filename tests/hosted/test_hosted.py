@@ -66,6 +66,42 @@ def test_usage_errors():
     assert rc == EXIT_USAGE and "--mem takes" in out
 
 
+CPU_TAGS = ["x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4", "x86-64-v4+vnni", "x86-64-v4+vnni+bf16"]
+# The image's builds (Makefile ISA_DIRS): the highest one each tag runs.
+IMAGE_BUILD_FOR = {"x86-64": ("baseline", "x86-64"), "x86-64-v2": ("image", "x86-64-v2"),
+                   "x86-64-v3": ("image", "x86-64-v3"), "x86-64-v4": ("image", "x86-64-v3"),
+                   "x86-64-v4+vnni": ("image", "x86-64-v4+vnni"), "x86-64-v4+vnni+bf16": ("image", "x86-64-v4+vnni")}
+
+
+def test_cpu_tag_limits_the_instruction_sets(tiny_image):
+    """--cpu TAG runs as a CPU with only TAG's instruction sets: that tag
+    in the boot line, every op on the image's build for it (the baseline
+    for x86-64), and the same greedy text (Q8_0's tiles are bit-identical
+    across ISA levels).  A tag this CPU cannot run, or no tag, is refused."""
+    rc, out = run_hosted(["--cpu", "x86-64-v9", tiny_image])
+    assert rc == EXIT_USAGE and "--cpu 'x86-64-v9' is not a CPU tag" in out
+    own = FluidHosted(tiny_image)
+    try:
+        mine = re.search(r", tag (\S+),", own.text()).group(1)
+        text = own.cmd("gen -n 8 --temp 0 Hi").split("[prompt:")[0]
+    finally:
+        own.close()
+    runnable = CPU_TAGS[:CPU_TAGS.index(mine) + 1] if mine in CPU_TAGS else ["x86-64"]
+    for tag in runnable:
+        vm = FluidHosted(tiny_image, extra=["--cpu", tag])
+        try:
+            assert f", tag {tag}, " in vm.text() and "instruction sets limited by --cpu" in vm.text()
+            builds = {(l.split()[2], l.split()[4]) for l in vm.cmd("modules").splitlines()
+                      if l.startswith("mm_q8_0 ")}
+            assert builds == {IMAGE_BUILD_FOR[tag]}, (tag, builds)
+            assert vm.cmd("gen -n 8 --temp 0 Hi").split("[prompt:")[0] == text, tag
+        finally:
+            vm.close()
+    for tag in CPU_TAGS[len(runnable):]:
+        rc, out = run_hosted(["--cpu", tag, tiny_image])
+        assert rc == EXIT_FAILURE and f"--cpu {tag} needs " in out and "which this CPU" in out, out
+
+
 def flip(path, offset, mask=0x01):
     with open(path, "r+b") as f:
         f.seek(offset)

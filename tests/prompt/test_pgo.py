@@ -74,8 +74,9 @@ def first_variant(tag):
 class Run:
     """One boot: the boot log, `modules`, greedy text and eval of it."""
 
-    def __init__(self, img, evals=True):
-        vm = fluidvm.boot(img, target=TARGET, mem=MEM, smp=2)
+    def __init__(self, img, evals=True, cpu=None):
+        """cpu: run the hosted target as a CPU of this tag (--cpu)."""
+        vm = fluidvm.boot(img, target=TARGET, mem=MEM, smp=2, **({"extra": ["--cpu", cpu]} if cpu else {}))
         try:
             self.log = vm.text()
             self.modules_out = vm.cmd("modules")
@@ -144,10 +145,27 @@ def copy_img(loop, name, src="img"):
     return dst
 
 
-def assert_same_tokens(run, loop):
-    assert run.text == loop["baseline"].text
+def assert_same_tokens(run, loop, ref=None):
+    ref = ref or loop["baseline"]
+    assert run.text == ref.text
     if run.evals is not None:
-        assert run.evals == loop["baseline"].evals
+        assert run.evals == ref.evals
+
+
+NO_AVX512 = "x86-64-v3"
+
+
+def run_without_avx512(loop, img):
+    """Boot img on a CPU without AVX-512, and the image's own modules on
+    that CPU to compare with: this CPU, or one with AVX-512 run as
+    x86-64-v3 (hosted --cpu); in QEMU on such a CPU the test skips."""
+    if not _has_avx512(loop["baseline"]):
+        return Run(img), loop["baseline"]
+    if TARGET != "hosted":
+        pytest.skip("this guest CPU has AVX-512")
+    if "baseline_v3" not in loop:
+        loop["baseline_v3"] = Run(loop["base"], cpu=NO_AVX512)
+    return Run(img, cpu=NO_AVX512), loop["baseline_v3"]
 
 
 def test_profile_has_the_documented_schema(loop):
@@ -240,32 +258,29 @@ def test_cache_for_a_tag_this_cpu_lacks_is_rejected(loop):
     img = copy_img(loop, "v4.img", "base")
     pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / "cache-v4",
             "--tag", "x86-64-v4")
-    run = Run(img)
-    if _has_avx512(run):
-        pytest.skip("this guest CPU has AVX-512")
+    run, ref = run_without_avx512(loop, img)
     assert re.search(r"modules: cache tag x86-64-v4 rejected: requires AVX512F .*which this CPU", run.log)
     assert "cache: no cached modules usable by this CPU" in run.log
     assert not run.cached_modules()
-    assert_same_tokens(run, loop)
+    assert_same_tokens(run, loop, ref)
 
 
 def test_module_requiring_missing_features_is_rejected(loop):
     """A module built for x86-64-v4 but registered under this CPU's tag: the
     per-module CPUID check refuses it before its first call."""
     img = copy_img(loop, "v4-as-mine.img", "base")
-    tag = loop["baseline"].tag
+    tag = NO_AVX512 if _has_avx512(loop["baseline"]) else loop["baseline"].tag
     pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / "cache-v4b",
             "--tag", "x86-64-v4", "--register-as", tag)
-    run = Run(img)
-    if _has_avx512(run):
-        pytest.skip("this guest CPU has AVX-512")
+    run, ref = run_without_avx512(loop, img)
+    assert run.tag == tag
     assert f"cache: tag {tag} found" in run.log
     for name in planned(loop):
         assert re.search(rf"modules: cache {re.escape(tag)} gen 1: {name} rejected: requires AVX512F .*"
                          r"which this CPU lacks", run.log), name
     assert re.search(rf"cache: 0 modules loaded, {len(planned(loop))} rejected", run.log)
     assert not run.cached_modules()
-    assert_same_tokens(run, loop)
+    assert_same_tokens(run, loop, ref)
 
 
 def test_flipped_bit_in_a_cached_module(loop):
@@ -411,14 +426,12 @@ def slot_tags(run):
 
 
 def test_several_cpu_tags_in_one_cache(loop):
-    """This CPU's tag and x86-64-v4 in one slot: boot runs this CPU's
-    modules and never one built for AVX-512."""
+    """This CPU's tag and x86-64-v4 in one slot: boot runs this CPU's own
+    tag's modules (on a CPU without AVX-512: never one built for it)."""
     img = copy_img(loop, "tags.img")
     pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / "cache-tags",
             "--tag", "x86-64-v4")
     run = Run(img)
-    if _has_avx512(run):
-        pytest.skip("this guest CPU has AVX-512")
     assert slot_tags(run) == {run.tag, "x86-64-v4"}
     assert f"cache: tag {run.tag} found, generation 2" in run.log
     cached = [v for v in run.variants.values() if v["variant"] == "cache"]
@@ -431,20 +444,21 @@ def test_best_usable_tag_when_this_cpus_own_is_absent(loop):
     """A slot with x86-64-v2 and x86-64-v4 only, on a v3 CPU: the kernel
     takes v2 (the usable tag with the most features), says v4 needs
     features this CPU lacks, and runs no v4 module."""
-    if loop["baseline"].tag != "x86-64-v3":
-        pytest.skip(f"needs an x86-64-v3 CPU (this one is {loop['baseline'].tag})")
+    if loop["baseline"].tag != NO_AVX512 and not _has_avx512(loop["baseline"]):
+        pytest.skip(f"needs an x86-64-v3 CPU or one above it (this one is {loop['baseline'].tag})")
     img = copy_img(loop, "v2v4.img", "base")
     for t in ("x86-64-v2", "x86-64-v4"):
         pgo_run("apply", "--plan", loop["plan_path"], "--image", img, "--cache-dir", loop["dir"] / f"cache-{t}",
                 "--tag", t)
-    run = Run(img)
+    run, ref = run_without_avx512(loop, img)
+    assert run.tag == NO_AVX512
     assert slot_tags(run) == {"x86-64-v2", "x86-64-v4"}
     assert "cache: tag x86-64-v2 found (this CPU's own tag has no cache), generation 2" in run.log
     assert re.search(r"modules: cache tag x86-64-v4 rejected: requires AVX512F .*which this CPU", run.log)
     cached = [v for v in run.variants.values() if v["variant"] == "cache"]
     assert {v["module"] for v in cached} == set(planned(loop))
     assert {v["march"] for v in cached} == {"x86-64-v2"}
-    assert_same_tokens(run, loop)
+    assert_same_tokens(run, loop, ref)
 
 
 def test_profiles_of_several_runs_merge(loop):

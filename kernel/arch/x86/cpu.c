@@ -117,6 +117,12 @@ void cpu_detect(uint64_t xcr0)
     derive_level();
 }
 
+void cpu_restrict(uint64_t keep)
+{
+    cpu.features &= keep;
+    derive_level();
+}
+
 int tsc_hz_from_cpuid(void)
 {
     uint32_t r[4];

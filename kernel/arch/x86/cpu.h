@@ -29,6 +29,10 @@ uint64_t cpu_raw_features(void);
 /* Decode CPUID into `cpu` (vendor, family, brand, features, level, tag)
  * given the XCR0 the OS enabled (3 = x87+SSE only, when XSAVE is off). */
 void cpu_detect(uint64_t xcr0);
+/* Keep only the features in `keep` and derive level and tag again: a CPU
+ * run as a smaller one (hosted --cpu TAG), so the loader picks the
+ * modules that CPU would.  Call after cpu_detect(). */
+void cpu_restrict(uint64_t keep);
 /* Name of feature bit `bit` ("AVX2"), or NULL. */
 const char *cpu_feature_name(int bit);
 /* Write the names of the set bits of `mask`, space-separated. */

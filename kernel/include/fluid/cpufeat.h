@@ -74,4 +74,11 @@ enum fluid_cpufeat {
 #define FLUID_LEVEL_V4 (FEAT_BIT(AVX512F) | FEAT_BIT(AVX512DQ) | FEAT_BIT(AVX512CD) | \
                         FEAT_BIT(AVX512BW) | FEAT_BIT(AVX512VL))
 
+/* The bits that are not vector instruction sets (paging, timers, the
+ * hypervisor flag, scalar-register crypto): kept when a CPU is limited to a
+ * tag's instruction sets (hosted --cpu TAG, arch/x86/cpu.h cpu_restrict). */
+#define FLUID_FEAT_NON_ISA (FEAT_BIT(PDPE1GB) | FEAT_BIT(RDTSCP) | FEAT_BIT(INVTSC) | \
+                            FEAT_BIT(MONITOR) | FEAT_BIT(HYPERVISOR) | FEAT_BIT(PCLMUL) | \
+                            FEAT_BIT(AES) | FEAT_BIT(SHA))
+
 #endif

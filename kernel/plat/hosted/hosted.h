@@ -32,6 +32,7 @@ struct hosted_options {
     uint64_t mem_bytes;      /* --mem SIZE, 0 = MemAvailable */
     int stay;                /* --stay: keep the prompt when the model fails */
     int ctx_size;            /* -c/--ctx-size N (tokens; 0 = the model's); -1 = not given */
+    const char *cpu_tag;     /* --cpu TAG: only that tag's instruction sets, NULL = all */
 };
 extern struct hosted_options hosted_opt;
 

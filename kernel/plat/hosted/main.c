@@ -1,7 +1,7 @@
 /*
  * main.c - fluid-hosted: boot a Fluid image as a Linux process.
  *
- *   fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] [-c N] IMAGE
+ *   fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] [-c N] [--cpu TAG] IMAGE
  *
  * The same image file the unikernel boots (build/fluid.img): its header
  * and boot regions are checked as stage 2 checks them, its MODULES region
@@ -21,6 +21,7 @@
 #include "fluid_start.h"
 #include "hosted.h"
 #include "lib/kprintf.h"
+#include "mod/modfmt.h"
 #include "plat/plat.h"
 
 struct hosted_options hosted_opt = { .ctx_size = -1 };
@@ -30,12 +31,15 @@ uint64_t hosted_tsc_start;
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] [-c N] IMAGE\n"
+            "usage: fluid-hosted [--test] [--stay] [--threads N] [--mem SIZE] [-c N] [--cpu TAG] IMAGE\n"
             "  IMAGE        a Fluid disk image (make image [MODEL=file.gguf])\n"
             "  --threads N  worker threads (default: every CPU this process may use)\n"
             "  --mem SIZE   memory budget, e.g. 3G or 512M (default: MemAvailable)\n"
             "  -c, --ctx-size N  context size in tokens, up to the model's context_length\n"
             "               (0: context_length; default: context_length, at most 2048)\n"
+            "  --cpu TAG    run as a CPU with only the instruction sets of TAG (x86-64,\n"
+            "               x86-64-v2, -v3, -v4, -v4+vnni): the modules, CRC and tag that\n"
+            "               CPU would get, e.g. the tag QEMU's TCG guest has\n"
             "  --stay       keep the prompt when the model does not load\n"
             "  --test       test mode: poweroff exits 1, a failure 3 (as QEMU's isa-debug-exit)\n");
     exit(HOSTED_EXIT_USAGE);
@@ -97,6 +101,24 @@ static void tsc_init(void)
     cpu.tsc_source = "calibrated against CLOCK_MONOTONIC_RAW";
 }
 
+/* --cpu TAG: keep the tag's instruction sets and the non-ISA bits; a tag
+ * this CPU cannot run is refused (it would only fault later). */
+static void restrict_cpu(const char *tag)
+{
+    uint64_t m;
+    if (modfmt_tag_features(tag, &m) != 0) {
+        fprintf(stderr, "fluid-hosted: --cpu '%s' is not a CPU tag (x86-64, x86-64-v2..v4, +vnni, +bf16)\n", tag);
+        exit(HOSTED_EXIT_USAGE);
+    }
+    if (m & ~cpu.features) {
+        char names[256];
+        modfmt_feature_names(m & ~cpu.features, names, sizeof names);
+        fprintf(stderr, "fluid-hosted: --cpu %s needs %s, which this CPU (tag %s) lacks\n", tag, names, cpu.tag);
+        exit(HOSTED_EXIT_FAILURE);
+    }
+    cpu_restrict(m | FLUID_FEAT_NON_ISA);
+}
+
 int main(int argc, char **argv)
 {
     hosted_tsc_start = rdtsc();
@@ -128,6 +150,8 @@ int main(int argc, char **argv)
                 return HOSTED_EXIT_USAGE;
             }
             hosted_opt.ctx_size = (int)n;
+        } else if (!strcmp(a, "--cpu") && i + 1 < argc) {
+            hosted_opt.cpu_tag = argv[++i];
         } else if (a[0] == '-' || hosted_opt.image)
             usage();
         else
@@ -143,6 +167,8 @@ int main(int argc, char **argv)
     uint32_t r[4];
     cpuid(1, 0, r);
     cpu_detect((r[2] >> 27) & 1 ? xgetbv(0) : 3);   /* OSXSAVE: what Linux enabled */
+    if (hosted_opt.cpu_tag)
+        restrict_cpu(hosted_opt.cpu_tag);
     tsc_init();
     hosted_mem_init(hosted_opt.mem_bytes ? hosted_opt.mem_bytes : mem_available());
     struct plat_mem m;
@@ -150,9 +176,9 @@ int main(int argc, char **argv)
     kprintf("memory: %llu MiB budget (%s)\n", (unsigned long long)(m.usable >> 20),
             hosted_opt.mem_bytes ? "--mem" : "MemAvailable");
     hosted_cpus_init(hosted_opt.threads);
-    kprintf("cpu: %s family 0x%x model 0x%x, x86-64-v%d, tag %s, %d cores, TSC %llu MHz (%s)\n", cpu.vendor,
+    kprintf("cpu: %s family 0x%x model 0x%x, x86-64-v%d, tag %s, %d cores, TSC %llu MHz (%s)%s\n", cpu.vendor,
             cpu.family, cpu.model, cpu.level, cpu.tag, plat_cpus_present(), (unsigned long long)(cpu.tsc_hz / 1000000),
-            cpu.tsc_source);
+            cpu.tsc_source, hosted_opt.cpu_tag ? ", instruction sets limited by --cpu" : "");
     if (hosted_opt.test)
         kprintf("test mode: on\n");
     fluid_start();
