@@ -297,7 +297,7 @@ mmbench: $(B)/tools/mmbench
 
 # ---- roofline: per-module cycles, GB/s and GOP/s of decode and prefill ----
 roofline: image $(B)/fluid-hosted $(B)/tools/mmbench
-	@$(PYTHON) tools/roofline.py $(B)/fluid.img --mem $(MEM) $(if $(SMP),--smp $(SMP))
+	@$(PYTHON) tools/roofline.py $(B)/fluid.img --mmbench $(B)/tools/mmbench --mem $(MEM) $(if $(SMP),--smp $(SMP))
 
 $(DEFAULT_MODEL): | deps
 	@bash tools/npm-deps.sh

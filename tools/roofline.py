@@ -48,9 +48,8 @@ def capture(vm, line, timeout):
     return out, prof
 
 
-def mmbench_best(what, unit, threads):
+def mmbench_best(exe, what, unit, threads):
     """The best figure of `mmbench bw` (GB/s) or `mmbench peak` (GOP/s)."""
-    exe = os.path.join(HERE, "..", "build", "tools", "mmbench")
     out = subprocess.run([exe, what, "-t", str(threads)], capture_output=True, text=True, check=True).stdout
     return float(re.search(r"([0-9.]+) " + unit + " best", out).group(1))
 
@@ -103,6 +102,8 @@ def main():
     ap.add_argument("-p", type=int, default=128)
     ap.add_argument("--bw", type=float, default=None)
     ap.add_argument("--peak", type=float, default=None)
+    ap.add_argument("--mmbench", default=os.path.join(HERE, "..", "build", "tools", "mmbench"),
+                    help="the mmbench that measures bandwidth and peak (make roofline: $(B)/tools/mmbench)")
     ap.add_argument("--timeout", type=float, default=900)
     a = ap.parse_args()
     vm = fluidvm.boot(a.image, target="hosted", mem=a.mem, smp=a.smp)
@@ -115,14 +116,14 @@ def main():
     finally:
         vm.close()
     cpus = dec["cpu"]["cores"]
-    bw = a.bw or mmbench_best("bw", "GB/s", cpus)
+    bw = a.bw or mmbench_best(a.mmbench, "bw", "GB/s", cpus)
     vnni = dec["cpu"]["x86_64_level"] >= 4 and "AVX512_VNNI" in dec["cpu"]["features"]
     if a.peak:
         peak, how = a.peak, "--peak"
     elif vnni:
         peak, how = 64 * 2 * cpus * dec["cpu"]["tsc_hz"] / 1e9, "vpdpbusd, estimated at the TSC rate"
     else:
-        peak, how = mmbench_best("peak", "GOP/s", cpus), "vpmaddubsw, measured by mmbench peak"
+        peak, how = mmbench_best(a.mmbench, "peak", "GOP/s", cpus), "vpmaddubsw, measured by mmbench peak"
     load = os.getloadavg()
     print(f"CPU {dec['cpu']['brand']} ({dec['cpu']['tag']}), {cpus} CPUs, TSC "
           f"{dec['cpu']['tsc_hz'] / 1e6:.0f} MHz; read bandwidth {bw:.1f} GB/s ({cpus} threads); int8 peak "

@@ -377,9 +377,10 @@ def test_mm(h, t, n_tok, rows):
 @pytest.mark.parametrize("t", WTYPES)
 def test_mm_token_groups_invariant(h, t):
     """A token's result does not depend on how tokens are grouped (prefill
-    processes 4 at a time): n_tok = 7 equals 7 single-token products."""
+    processes 4 at a time, 8 in the 16-row zmm tiles): n_tok = 11 equals 11
+    single-token products, on rows in 16-row tiles, 8-row tiles and alone."""
     rng = np.random.default_rng(6)
-    n_in, n_out, n_tok = 512, 5, 7
+    n_in, n_out, n_tok = 512, 29, 11
     w = random_weights(rng, t, n_out, n_in)
     xq = h.quant(qr.ACT[t], acts(rng, n_tok, n_in).ravel())
     y = h.mm(t, w, xq, n_in, n_out, n_tok, 0, n_out)
@@ -419,7 +420,7 @@ def test_mm_scalar_simd_agree(tmp_path, t):
     """Scalar and SIMD builds agree on realistic data (float summation order
     differs only)."""
     rng = np.random.default_rng(8)
-    n_in, n_out, n_tok = 1024, 16, 5
+    n_in, n_out, n_tok = 1024, 40, 11   # 16-row tiles, an 8-row one; tokens 8 + 3
     w = random_weights(rng, t, n_out, n_in)
     x = acts(rng, n_tok, n_in).ravel()
     s, v = H("scalar", tmp_path), H("native", tmp_path)
