@@ -182,6 +182,24 @@ FLUID_INLINE void dot_q4_K(const void *wv, const uint8_t *x, size_t xs, int n,
 #endif
 
 #if defined(FLUID_AVX2)
+/* The 64 6-bit scales and mins of x8 block g as bytes [j][k] (sub-block
+ * j, row k): the inverse of put_scales. */
+FLUID_INLINE void unpack_x8_scales(const struct block_q4_Kx8 *g, uint8_t sc[64], uint8_t mn[64])
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    for (int h = 0; h < 2; h++) {
+        const __m256i lo = _mm256_loadu_si256((const __m256i *)g->sm_lo[4 * h]);
+        const __m256i hi = _mm256_loadu_si256((const __m256i *)g->sm_hi);
+        const __m256i top = _mm256_and_si256(h ? _mm256_srli_epi16(hi, 4) : hi, m4);
+        _mm256_storeu_si256((__m256i *)(sc + 32 * h),
+                            _mm256_or_si256(_mm256_and_si256(lo, m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(top, m3), 4)));
+        _mm256_storeu_si256((__m256i *)(mn + 32 * h),
+                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4),
+                                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 2), m3), 4)));
+    }
+}
+
 /* Group rows r..r+7 (r a multiple of 8, inside the x8 part), tokens
  * t0..t0+nt-1: yo[t * ldy + k] = row r+k . token t0+t. */
 FLUID_INLINE void tile_q4_K_to(const struct matmul_args *a, int r, int t0, int nt, float *yo, size_t ldy)
@@ -190,25 +208,14 @@ FLUID_INLINE void tile_q4_K_to(const struct matmul_args *a, int r, int t0, int n
     const struct block_q4_Kx8 *g =
         (const struct block_q4_Kx8 *)((const uint8_t *)a->w + (size_t)r * a->w_row_bytes);
     const uint8_t *x = (const uint8_t *)a->x + (size_t)t0 * xs;
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
     __m256 acc[MM_NT];
     for (int t = 0; t < nt; t++)
         acc[t] = _mm256_setzero_ps();
     for (int i = 0; i < a->n_in / QK_K; i++, g++) {
         MM_PREFETCH_BLOCK(g, sizeof *g);
-        /* The 64 scales and mins, bytes [j][r] (ops.h block_q4_Kx8). */
         _Alignas(32) uint8_t sc[64], mn[64];
-        for (int h = 0; h < 2; h++) {
-            const __m256i lo = _mm256_loadu_si256((const __m256i *)g->sm_lo[4 * h]);
-            const __m256i hi = _mm256_loadu_si256((const __m256i *)g->sm_hi);
-            const __m256i top = _mm256_and_si256(h ? _mm256_srli_epi16(hi, 4) : hi, m4);
-            _mm256_store_si256((__m256i *)(sc + 32 * h),
-                               _mm256_or_si256(_mm256_and_si256(lo, m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(top, m3), 4)));
-            _mm256_store_si256((__m256i *)(mn + 32 * h),
-                               _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo, 4), m4),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 2), m3), 4)));
-        }
+        unpack_x8_scales(g, sc, mn);
         /* int16 pairs per 32-bit lane r: (sc[r][j], sc[r][j]) and (mn[r][2p], mn[r][2p+1]). */
         __m256i scp[8], mnp[4];
         for (int j = 0; j < 8; j++) {
@@ -283,6 +290,87 @@ FLUID_INLINE void row_q4_K(const struct matmul_args *a, int r, int t0, int nt, f
     dot_q4_K((const uint8_t *)a->w + (size_t)r * a->w_row_bytes, (const uint8_t *)a->x + (size_t)t0 * a->x_row_bytes,
              a->x_row_bytes, a->n_in, nt, out);
 }
+
+#if defined(FLUID_ZMM_VNNI)
+/* Rows r..r+15 (two x8 groups side by side, one row per 32-bit lane of a
+ * zmm), tokens t0..t0+nt-1 (MM_X16_LOOP): tile_q4_K_to's integers and
+ * float operations, so a row's result equals the 8-row tile's.  Per
+ * sub-block j, 8 vpdpbusd of nibbles against broadcast activation bytes
+ * give its exact int32 sum (|sum| <= 32 * 15 * 128), times sc[j] by
+ * vpmulld; the mins as in tile_q4_K_to. */
+FLUID_INLINE void tile16_q4_K(const struct matmul_args *a, int r, int t0, int nt)
+{
+    const size_t xs = a->x_row_bytes;
+    const uint8_t *w = (const uint8_t *)a->w + (size_t)r * a->w_row_bytes;
+    const struct block_q4_Kx8 *g0 = (const struct block_q4_Kx8 *)w;
+    const struct block_q4_Kx8 *g1 = (const struct block_q4_Kx8 *)(w + 8 * a->w_row_bytes);
+    const uint8_t *x = (const uint8_t *)a->x + (size_t)t0 * xs;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 acc[MM_NT16];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < a->n_in / QK_K; i++, g0++, g1++) {
+        MM_PREFETCH_BLOCK(g0, sizeof *g0);
+        MM_PREFETCH_BLOCK(g1, sizeof *g1);
+        uint8_t sc0[64], mn0[64], sc1[64], mn1[64];
+        unpack_x8_scales(g0, sc0, mn0);
+        unpack_x8_scales(g1, sc1, mn1);
+        __m512i isum[MM_NT16];
+        for (int t = 0; t < nt; t++)
+            isum[t] = _mm512_setzero_si512();
+        for (int j = 0; j < 8; j++) {   /* sub-block j: nibbles (j & 1) of qs[j / 2] */
+            const int q = j / 2, sh = 4 * (j & 1);
+            __m512i s[MM_NT16];
+            for (int c = 0; c < 8; c++) {
+                const __m512i raw = _mm512_inserti64x4(
+                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)g0->qs[q][c])),
+                    _mm256_loadu_si256((const __m256i *)g1->qs[q][c]), 1);
+                const __m512i wq = _mm512_and_si512(sh ? _mm512_srli_epi16(raw, 4) : raw, m4);
+                for (int t = 0; t < nt; t++) {
+                    int32_t xq;
+                    __builtin_memcpy(&xq, ((const struct block_q8_K *)(x + t * xs) + i)->qs + 32 * j + 4 * c, 4);
+                    s[t] = _mm512_dpbusd_epi32(c ? s[t] : _mm512_setzero_si512(), wq, _mm512_set1_epi32(xq));
+                }
+            }
+            const __m512i scj = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(
+                _mm_loadl_epi64((const __m128i *)(sc0 + 8 * j)), _mm_loadl_epi64((const __m128i *)(sc1 + 8 * j))));
+            for (int t = 0; t < nt; t++)
+                isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], scj));
+        }
+        /* int16 pairs per lane: (mn[2p][row], mn[2p+1][row]) */
+        __m512i mnp[4];
+        for (int p = 0; p < 4; p++) {
+            const __m512i e = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(
+                _mm_loadl_epi64((const __m128i *)(mn0 + 16 * p)), _mm_loadl_epi64((const __m128i *)(mn1 + 16 * p))));
+            const __m512i o = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(
+                _mm_loadl_epi64((const __m128i *)(mn0 + 16 * p + 8)),
+                _mm_loadl_epi64((const __m128i *)(mn1 + 16 * p + 8))));
+            mnp[p] = _mm512_or_si512(e, _mm512_slli_epi32(o, 16));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g0->d)),
+            _mm_loadu_si128((const __m128i *)g1->d), 1));
+        const __m512 dmw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g0->dmin)),
+            _mm_loadu_si128((const __m128i *)g1->dmin), 1));
+        for (int t = 0; t < nt; t++) {
+            const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
+            /* int16 element j: bsums[2j] + bsums[2j+1]; 32-bit element p: sub-blocks 2p, 2p+1 */
+            int32_t bp[4];
+            _mm_storeu_si128((__m128i *)bp, _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
+                                                           _mm_loadu_si128((const __m128i *)(y->bsums + 8))));
+            __m512i msum = _mm512_setzero_si512();
+            for (int p = 0; p < 4; p++)
+                msum = _mm512_add_epi32(msum, _mm512_madd_epi16(mnp[p], _mm512_set1_epi32(bp[p])));
+            const __m512 d8 = _mm512_set1_ps(y->d);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(dw, d8), acc[t]);
+            acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), _mm512_mul_ps(dmw, d8), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(a->y + (size_t)(t0 + t) * a->ldy + r, acc[t]);
+}
+#endif
 #else
 /* Row r of an 8-row group or a GGUF row, generic: its blocks as GGUF
  * blocks through block_generic (MM_X8_LOOP's ROW in the scalar build). */
@@ -310,5 +398,9 @@ FLUID_INLINE void row_q4_K_generic(const struct matmul_args *a, int r, int t0, i
  * (ops.h struct matmul_args). */
 void mm_q4_K(const struct matmul_args *a)
 {
+#if defined(FLUID_ZMM_VNNI)
+    MM_X16_LOOP(a, tile16_q4_K, tile_q4_K, row_q4_K);
+#else
     MM_X8_LOOP(a, tile_q4_K, row_q4_K);
+#endif
 }

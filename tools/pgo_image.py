@@ -29,10 +29,11 @@ class ImageError(Exception):
 
 
 def load_layout():
-    """build/gen/fluid_layout.py (make writes it before any target that runs
-    the PGO tools); a missing or stale one is refused, not guessed at:
-    raises ImportError with the fix."""
-    gen = ROOT / "build" / "gen" / "fluid_layout.py"
+    """build/gen/fluid_layout.py, or $FLUID_LAYOUT (make sets it to its
+    build dir's, B=...; make writes it before any target that runs the PGO
+    tools); a missing or stale one is refused, not guessed at: raises
+    ImportError with the fix."""
+    gen = Path(os.environ.get("FLUID_LAYOUT") or ROOT / "build" / "gen" / "fluid_layout.py")
     fix = "run `make layout` (make image and make test do it too)"
     if not gen.exists():
         raise ImportError(f"{gen} is missing: {fix}")
