@@ -10,6 +10,9 @@
  *   maddubs, scaled with madd; the -32 offset is taken off once per block
  *   as 32 * sum_s sc[s] * bsums[s] (same integer as ggml's
  *   maddubs(32, q8) per sub-block).  One float accumulator, hsum at end.
+ * AVX-512 VNNI (dot16_q6_K): the same integers by vpdpbusd + vpdpwssd,
+ *   8 tokens per pass, rows in blocks of 16 so the tokens' activations
+ *   stay in L1 (mmbench model q6_K -n 128 -t 2: 125 -> 190 tok/s).
  */
 #include "half.h"
 #include "mm_common.h"
@@ -42,7 +45,7 @@ void dequant_q6_K(const void *w, float *y, int n)
     }
 }
 
-#if defined(FLUID_AVX2)
+#if defined(FLUID_AVX2) && !defined(FLUID_ZMM_VNNI)
 /* Byte shuffles giving {sc[2k] x8, sc[2k+1] x8} from the 16 scales. */
 static const uint8_t k_scale_pairs[8][16] = {
     {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
@@ -56,6 +59,7 @@ static const uint8_t k_scale_pairs[8][16] = {
 };
 #endif
 
+#if !defined(FLUID_ZMM_VNNI)   /* the zmm build has dot16_q6_K */
 /* out[t] = dot(W row w, activation row t), t < nt (see MM_LOOP). */
 FLUID_INLINE void dot_q6_K(const void *wv, const uint8_t *x, size_t xs, int n,
                            int nt, float *out)
@@ -141,8 +145,95 @@ FLUID_INLINE void dot_q6_K(const void *wv, const uint8_t *x, size_t xs, int n,
 #endif
 }
 
+
+#endif /* !FLUID_ZMM_VNNI */
+
+#if defined(FLUID_ZMM_VNNI)
+#ifndef Q6K_ROW_BLOCK
+#define Q6K_ROW_BLOCK 16
+#endif
+
+/* dot_q6_K on 512-bit VNNI, nt <= MM_NT16 tokens per pass over the row.
+ * Weights 64m..64m+63 of a block (m < 4) sit in one zmm of unsigned q6;
+ * vpdpbusd against the activation bytes gives per 32-bit lane L the sum
+ * of 4 products, all in sub-block 4m + L/4, |sum| <= 4 * 63 * 128 < 2^15,
+ * so vpdpwssd with (sc, 0) int16 pairs scales it exactly.  The -32 offset
+ * and the float accumulation are dot_q6_K's (ggml's AVX2 scheme). */
+FLUID_INLINE void dot16_q6_K(const void *wv, const uint8_t *x, size_t xs, int n, float *out, int nt)
+{
+    const struct block_q6_K *w = wv;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m3 = _mm512_set1_epi8(3);
+    const __m512i lo16 = _mm512_set1_epi32(0xffff);
+    __m512 acc[MM_NT16];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < n / QK_K; i++) {
+        MM_PREFETCH_BLOCK(&w[i], sizeof w[i]);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)w[i].scales);
+        __m512i q6[4], scp[4];
+        for (int h = 0; h < 2; h++) {
+            const __m512i l = _mm512_loadu_si512(w[i].ql + 64 * h);
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(w[i].qh + 32 * h));
+            /* bytes 0-31: qh (weights l < 32), 32-63: qh >> 2 (weights 32 + l) */
+            const __m512i top = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+            q6[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                        _mm512_slli_epi16(_mm512_and_si512(top, m3), 4));
+            q6[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                            _mm512_slli_epi16(_mm512_and_si512(_mm512_srli_epi16(top, 4), m3), 4));
+        }
+        for (int m = 0; m < 4; m++) {   /* lane L: sc[4m + L/4] */
+            const __m128i pick = _mm_setr_epi8(4 * m, 4 * m, 4 * m, 4 * m, 4 * m + 1, 4 * m + 1, 4 * m + 1, 4 * m + 1,
+                                               4 * m + 2, 4 * m + 2, 4 * m + 2, 4 * m + 2, 4 * m + 3, 4 * m + 3,
+                                               4 * m + 3, 4 * m + 3);
+            scp[m] = _mm512_and_si512(_mm512_cvtepi8_epi32(_mm_shuffle_epi8(sc8, pick)), lo16);
+        }
+        const float dw = fp16_to_fp32(w[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        __m512i isum[MM_NT16];
+        for (int t = 0; t < nt; t++) {
+            const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            isum[t] = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                       _mm512_zextsi256_si512(_mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5)));
+        }
+        for (int m = 0; m < 4; m++)
+            for (int t = 0; t < nt; t++) {
+                const int8_t *q8 = ((const struct block_q8_K *)(x + t * xs) + i)->qs + 64 * m;
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q6[m], _mm512_loadu_si512(q8));
+                isum[t] = _mm512_dpwssd_epi32(isum[t], p, scp[m]);
+            }
+        for (int t = 0; t < nt; t++) {
+            const float d8 = ((const struct block_q8_K *)(x + t * xs) + i)->d;
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(d8 * dw), _mm512_cvtepi32_ps(isum[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+#endif
+
 /* Y[t][r] = W[r] . X[t] for Q6_K W and Q8_K X (ops.h struct matmul_args). */
 void mm_q6_K(const struct matmul_args *a)
 {
+#if defined(FLUID_ZMM_VNNI)
+    /* Rows in blocks of Q6K_ROW_BLOCK, so that a group of MM_NT16
+     * activation rows stays in L1 while the block's rows pass over it:
+     * row by row, every row re-read all n_tok activations from L2. */
+    const uint8_t *x = (const uint8_t *)a->x;
+    for (int r0 = a->row0; r0 < a->row1; r0 += Q6K_ROW_BLOCK) {
+        const int r1 = a->row1 - r0 < Q6K_ROW_BLOCK ? a->row1 : r0 + Q6K_ROW_BLOCK;
+        for (int t = 0; t < a->n_tok; t += MM_NT16) {
+            const int nt = a->n_tok - t < MM_NT16 ? a->n_tok - t : MM_NT16;
+            for (int r = r0; r < r1; r++) {
+                const void *w = (const uint8_t *)a->w + (size_t)r * a->w_row_bytes;
+                float o[MM_NT16];
+                MM_NT16_CALL(dot16_q6_K, nt, w, x + (size_t)t * a->x_row_bytes, a->x_row_bytes, a->n_in, o);
+                for (int k = 0; k < nt; k++)
+                    a->y[(size_t)(t + k) * a->ldy + r] = o[k];
+            }
+        }
+    }
+#else
     MM_LOOP(a, dot_q6_K);
+#endif
 }
