@@ -160,8 +160,10 @@ deps:
 # headers; the assembly (fluid_layout.h), the linker scripts (INCLUDE
 # fluid_layout.ld) and the Python tools (fluid_layout.py) get them here.
 GEN         := $(B)/gen
-# The PGO tools read the image layout from the build dir in use (B=...).
+# The tools (pgo.py, bench.py, roofline.py, tests) use the build dir in use
+# (B=...): its image layout and its fluid-hosted.
 export FLUID_LAYOUT := $(abspath $(GEN)/fluid_layout.py)
+export FLUID_HOSTED := $(abspath $(B)/fluid-hosted)
 LAYOUT_HDRS := kernel/include/fluid/image.h kernel/include/fluid/bootinfo.h modules/module_abi.h \
   kernel/include/fluid/cpufeat.h kernel/plat/pc/smp/trampoline.h
 LAYOUT_GEN  := $(GEN)/fluid_layout.h $(GEN)/fluid_layout.ld $(GEN)/fluid_layout.py
