@@ -12,7 +12,8 @@
  * group's 4-byte row chunks against the activation's matching 4 bytes
  * broadcast: no permutes, no horizontal adds.  Weights may be -128,
  * activations must lie in [-127, 127] (quantize_q8_0 guarantees it): each
- * maddubs pair sum is then at most 2 * 128 * 127 < 2^15.
+ * maddubs pair sum is then at most 2 * 128 * 127 < 2^15.  On AVX-512 VNNI
+ * prefill runs 16 rows at once in zmm (tile16_q8_0), w + 128 unsigned.
  */
 #include "half.h"
 #include "mm_common.h"
@@ -136,6 +137,57 @@ FLUID_INLINE void tile_q8_0(const struct matmul_args *a, int r, int t0, int nt)
     for (int t = 0; t < nt; t++)
         _mm256_storeu_ps(a->y + (size_t)(t0 + t) * a->ldy + r, acc[t]);
 }
+
+#if defined(FLUID_ZMM_VNNI)
+/* Rows r..r+15 (two x8 groups side by side, one row per 32-bit lane of a
+ * zmm), tokens t0..t0+nt-1 (MM_X16_LOOP).  AVX-512 has no vpsignb, so
+ * instead of the sign trick the weights are made unsigned, w ^ 0x80 =
+ * w + 128 in [0, 255], once per chunk for all tokens: vpdpbusd then sums
+ * (w + 128) * x, and the sum starts at -128 * sum(x) (block_q8_0s.sum).
+ * The same exact integer, then tile_q8_0's float operations in its order:
+ * bit-identical results. */
+FLUID_INLINE void tile16_q8_0(const struct matmul_args *a, int r, int t0, int nt)
+{
+    const size_t xs = a->x_row_bytes;
+    const uint8_t *w = (const uint8_t *)a->w + (size_t)r * a->w_row_bytes;
+    const struct block_q8_0x8 *g0 = (const struct block_q8_0x8 *)w;
+    const struct block_q8_0x8 *g1 = (const struct block_q8_0x8 *)(w + 8 * a->w_row_bytes);
+    const uint8_t *x = (const uint8_t *)a->x + (size_t)t0 * xs;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 acc[MM_NT16];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int i = 0; i < a->n_in / QK8_0; i++, g0++, g1++) {
+        MM_PREFETCH_BLOCK(g0, sizeof *g0);
+        MM_PREFETCH_BLOCK(g1, sizeof *g1);
+        const struct block_q8_0s *y[MM_NT16];
+        __m512i s[MM_NT16];
+        for (int t = 0; t < nt; t++) {
+            y[t] = (const struct block_q8_0s *)(x + t * xs) + i;
+            s[t] = _mm512_set1_epi32(-128 * y[t]->sum);
+        }
+        for (int c = 0; c < 8; c++) {
+            const __m512i wu = _mm512_xor_si512(flip, _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)g0->qs[c])),
+                _mm256_loadu_si256((const __m256i *)g1->qs[c]), 1));
+            for (int t = 0; t < nt; t++) {
+                int32_t c4;
+                __builtin_memcpy(&c4, y[t]->qs + 4 * c, 4);
+                s[t] = _mm512_dpbusd_epi32(s[t], wu, _mm512_set1_epi32(c4));
+            }
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g0->d)),
+            _mm_loadu_si128((const __m128i *)g1->d), 1));
+        for (int t = 0; t < nt; t++) {
+            const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(y[t]->d));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), d));
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        _mm512_storeu_ps(a->y + (size_t)(t0 + t) * a->ldy + r, acc[t]);
+}
+#endif
 #else
 #define tile_q8_0(A, R, T0, NT) MM_TILE_BY_ROWS(A, row_q8_0, R, T0, NT)
 #endif
@@ -144,5 +196,9 @@ FLUID_INLINE void tile_q8_0(const struct matmul_args *a, int r, int t0, int nt)
  * matmul_args). */
 void mm_q8_0(const struct matmul_args *a)
 {
+#if defined(FLUID_ZMM_VNNI)
+    MM_X16_LOOP(a, tile16_q8_0, tile_q8_0, row_q8_0);
+#else
     MM_X8_LOOP(a, tile_q8_0, row_q8_0);
+#endif
 }

@@ -18,11 +18,9 @@ busiest CPU's cycles over the TSC rate.
 
 Bandwidth: `build/tools/mmbench bw -t N` (AVX2 loads over 1 GiB, best of
 5) unless --bw gives it.  Peak: --peak, or measured by `mmbench peak -t
-N` (independent vpmaddubsw, 32 byte products each, on every CPU: the
-clock the cores really run, boost included).  On a VNNI CPU (which
-mmbench's x86-64-v3 build cannot time) it is estimated instead: 256-bit
-vpdpbusd 2 per cycle = 64 products per cycle and core, at the TSC rate,
-and the table says so.
+N` (independent 512-bit vpdpbusd, 64 byte products each, on an AVX-512
+VNNI CPU, else vpmaddubsw, 32: chosen at run time, on every CPU, at the
+clock the cores really run, boost included).
 Python 3 standard library only.
 """
 import argparse
@@ -117,13 +115,10 @@ def main():
         vm.close()
     cpus = dec["cpu"]["cores"]
     bw = a.bw or mmbench_best(a.mmbench, "bw", "GB/s", cpus)
-    vnni = dec["cpu"]["x86_64_level"] >= 4 and "AVX512_VNNI" in dec["cpu"]["features"]
     if a.peak:
         peak, how = a.peak, "--peak"
-    elif vnni:
-        peak, how = 64 * 2 * cpus * dec["cpu"]["tsc_hz"] / 1e9, "vpdpbusd, estimated at the TSC rate"
-    else:
-        peak, how = mmbench_best(a.mmbench, "peak", "GOP/s", cpus), "vpmaddubsw, measured by mmbench peak"
+    else:   # mmbench picks 512-bit vpdpbusd on an AVX-512 VNNI CPU, else vpmaddubsw
+        peak, how = mmbench_best(a.mmbench, "peak", "GOP/s", cpus), "measured by mmbench peak"
     load = os.getloadavg()
     print(f"CPU {dec['cpu']['brand']} ({dec['cpu']['tag']}), {cpus} CPUs, TSC "
           f"{dec['cpu']['tsc_hz'] / 1e6:.0f} MHz; read bandwidth {bw:.1f} GB/s ({cpus} threads); int8 peak "
