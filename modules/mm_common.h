@@ -7,7 +7,8 @@
  *   FLUID_AVX512  AVX-512 F/BW/VL on top (x86-64-v4): wider float paths
  *   FLUID_VNNI    AVX-512 VNNI (+VL) or AVX-VNNI: vpdpbusd / vpdpwssd
  *   FLUID_ZMM_VNNI  AVX-512 VNNI with AVX512F/BW/VL: 512-bit vpdpbusd
- *                 tiles of 16 rows (two x8 groups side by side)
+ *                 prefill tiles of 16 rows (two x8 groups side by side:
+ *                 Q4_0, Q8_0, Q4_K) and Q6_K's 8-token row passes
  * Integer results of every path are identical (no saturation can occur
  * for the operand ranges used, see each helper).  Float summation:
  *   Q4_0, Q8_0, Q4_1, Q5_0, Q5_1: SIMD computes 8 rows at once (one per
@@ -144,6 +145,23 @@ FLUID_INLINE float hsum_f32x8(__m256 v)
     r = _mm_add_ss(r, _mm_movehdup_ps(r));
     return _mm_cvtss_f32(r);
 }
+
+#if defined(FLUID_ZMM_VNNI)
+/* The 16-row tiles' two x8 groups side by side: 32 bytes of group 0 at a
+ * (rows 0-7) in the low half, 32 of group 1 at b (rows 8-15) above. */
+FLUID_INLINE __m512i load_2x256(const void *a, const void *b)
+{
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+
+/* The same for the groups' 8 f16 scales each: 16 floats, rows 0-15. */
+FLUID_INLINE __m512 cvtph_2x8(const void *a, const void *b)
+{
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                                   _mm_loadu_si128((const __m128i *)b), 1));
+}
+#endif
 
 /* Lane i (i < 8) = sum of u[4i+k] * s[4i+k], k < 4; u unsigned, s signed
  * bytes.  maddubs saturates an int16 pair sum, so callers keep

@@ -187,15 +187,11 @@ FLUID_INLINE void tile16_q4_0(const struct matmul_args *a, int r, int t0, int nt
         MM_PREFETCH_BLOCK(g1, sizeof *g1);
         __m512i lo[4], hi[4];
         for (int c = 0; c < 4; c++) {
-            const __m512i raw = _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)g0->qs[c])),
-                _mm256_loadu_si256((const __m256i *)g1->qs[c]), 1);
+            const __m512i raw = load_2x256(g0->qs[c], g1->qs[c]);
             lo[c] = _mm512_and_si512(raw, m4);
             hi[c] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g0->d)),
-            _mm_loadu_si128((const __m128i *)g1->d), 1));
+        const __m512 dw = cvtph_2x8(g0->d, g1->d);
         for (int t = 0; t < nt; t++) {
             const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * xs) + i;
             int32_t c4[8];

@@ -292,6 +292,13 @@ FLUID_INLINE void row_q4_K(const struct matmul_args *a, int r, int t0, int nt, f
 }
 
 #if defined(FLUID_ZMM_VNNI)
+/* 16 int32 lanes: bytes a[0..7] (rows 0-7), then b[0..7] (rows 8-15). */
+FLUID_INLINE __m512i u8_2x8(const uint8_t *a, const uint8_t *b)
+{
+    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)a),
+                                                   _mm_loadl_epi64((const __m128i *)b)));
+}
+
 /* Rows r..r+15 (two x8 groups side by side, one row per 32-bit lane of a
  * zmm), tokens t0..t0+nt-1 (MM_X16_LOOP): tile_q4_K_to's integers and
  * float operations, so a row's result equals the 8-row tile's.  Per
@@ -322,9 +329,7 @@ FLUID_INLINE void tile16_q4_K(const struct matmul_args *a, int r, int t0, int nt
             const int q = j / 2, sh = 4 * (j & 1);
             __m512i s[MM_NT16];
             for (int c = 0; c < 8; c++) {
-                const __m512i raw = _mm512_inserti64x4(
-                    _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)g0->qs[q][c])),
-                    _mm256_loadu_si256((const __m256i *)g1->qs[q][c]), 1);
+                const __m512i raw = load_2x256(g0->qs[q][c], g1->qs[q][c]);
                 const __m512i wq = _mm512_and_si512(sh ? _mm512_srli_epi16(raw, 4) : raw, m4);
                 for (int t = 0; t < nt; t++) {
                     int32_t xq;
@@ -332,27 +337,19 @@ FLUID_INLINE void tile16_q4_K(const struct matmul_args *a, int r, int t0, int nt
                     s[t] = _mm512_dpbusd_epi32(c ? s[t] : _mm512_setzero_si512(), wq, _mm512_set1_epi32(xq));
                 }
             }
-            const __m512i scj = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(
-                _mm_loadl_epi64((const __m128i *)(sc0 + 8 * j)), _mm_loadl_epi64((const __m128i *)(sc1 + 8 * j))));
+            const __m512i scj = u8_2x8(sc0 + 8 * j, sc1 + 8 * j);
             for (int t = 0; t < nt; t++)
                 isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(s[t], scj));
         }
         /* int16 pairs per lane: (mn[2p][row], mn[2p+1][row]) */
         __m512i mnp[4];
         for (int p = 0; p < 4; p++) {
-            const __m512i e = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(
-                _mm_loadl_epi64((const __m128i *)(mn0 + 16 * p)), _mm_loadl_epi64((const __m128i *)(mn1 + 16 * p))));
-            const __m512i o = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(
-                _mm_loadl_epi64((const __m128i *)(mn0 + 16 * p + 8)),
-                _mm_loadl_epi64((const __m128i *)(mn1 + 16 * p + 8))));
+            const __m512i e = u8_2x8(mn0 + 16 * p, mn1 + 16 * p);
+            const __m512i o = u8_2x8(mn0 + 16 * p + 8, mn1 + 16 * p + 8);
             mnp[p] = _mm512_or_si512(e, _mm512_slli_epi32(o, 16));
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g0->d)),
-            _mm_loadu_si128((const __m128i *)g1->d), 1));
-        const __m512 dmw = _mm512_cvtph_ps(_mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g0->dmin)),
-            _mm_loadu_si128((const __m128i *)g1->dmin), 1));
+        const __m512 dw = cvtph_2x8(g0->d, g1->d);
+        const __m512 dmw = cvtph_2x8(g0->dmin, g1->dmin);
         for (int t = 0; t < nt; t++) {
             const struct block_q8_K *y = (const struct block_q8_K *)(x + t * xs) + i;
             /* int16 element j: bsums[2j] + bsums[2j+1]; 32-bit element p: sub-blocks 2p, 2p+1 */

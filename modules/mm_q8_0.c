@@ -167,18 +167,14 @@ FLUID_INLINE void tile16_q8_0(const struct matmul_args *a, int r, int t0, int nt
             s[t] = _mm512_set1_epi32(-128 * y[t]->sum);
         }
         for (int c = 0; c < 8; c++) {
-            const __m512i wu = _mm512_xor_si512(flip, _mm512_inserti64x4(
-                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)g0->qs[c])),
-                _mm256_loadu_si256((const __m256i *)g1->qs[c]), 1));
+            const __m512i wu = _mm512_xor_si512(flip, load_2x256(g0->qs[c], g1->qs[c]));
             for (int t = 0; t < nt; t++) {
                 int32_t c4;
                 __builtin_memcpy(&c4, y[t]->qs + 4 * c, 4);
                 s[t] = _mm512_dpbusd_epi32(s[t], wu, _mm512_set1_epi32(c4));
             }
         }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)g0->d)),
-            _mm_loadu_si128((const __m128i *)g1->d), 1));
+        const __m512 dw = cvtph_2x8(g0->d, g1->d);
         for (int t = 0; t < nt; t++) {
             const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(y[t]->d));
             acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_cvtepi32_ps(s[t]), d));

@@ -104,28 +104,54 @@ void engine_reset(struct engine *e)
  * modules/mm_common.h). */
 #define MM_ROW_GRAIN 16
 
+/* Up to MM_GROUP_MAX products with the same input run as one job: their
+ * row blocks one after another, so q/k/v and gate/up meet once at the
+ * end instead of after each (k and v have only 16 blocks each). */
+#define MM_GROUP_MAX 3
+
 struct mm_job {
-    struct matmul_args a;                   /* all rows */
-    void (*mm)(const struct matmul_args *);
-    int op;
+    int count;
+    struct matmul_args a[MM_GROUP_MAX];     /* all rows of each */
+    void (*mm[MM_GROUP_MAX])(const struct matmul_args *);
+    int op[MM_GROUP_MAX];
+    int first[MM_GROUP_MAX + 1];            /* product m: blocks first[m]..first[m+1]-1 */
 };
 
-/* plat_parallel_for() body: row blocks [begin, end) of one matrix product. */
+/* plat_parallel_for() body: row blocks [begin, end) of the job's
+ * products, each block's rows computed by its own product's module. */
 static void mm_rows(void *ctx, int begin, int end, int cpu)
 {
     const struct mm_job *j = ctx;
-    struct matmul_args a = j->a;
     (void)cpu;
-    a.row0 = j->a.row0 + begin * MM_ROW_GRAIN;
-    a.row1 = j->a.row0 + end * MM_ROW_GRAIN < j->a.row1 ? j->a.row0 + end * MM_ROW_GRAIN : j->a.row1;
-    uint64_t rows = (uint64_t)(a.row1 - a.row0);
-    PROF_CALL(j->op, j->mm(&a), rows * a.w_row_bytes, 2ull * (uint64_t)a.n_in * rows * (uint64_t)a.n_tok);
+    for (int m = 0; m < j->count; m++) {
+        int b0 = begin > j->first[m] ? begin : j->first[m];
+        int b1 = end < j->first[m + 1] ? end : j->first[m + 1];
+        if (b0 >= b1)
+            continue;
+        struct matmul_args a = j->a[m];
+        a.row0 = j->a[m].row0 + (b0 - j->first[m]) * MM_ROW_GRAIN;
+        a.row1 = j->a[m].row0 + (b1 - j->first[m]) * MM_ROW_GRAIN < j->a[m].row1
+                     ? j->a[m].row0 + (b1 - j->first[m]) * MM_ROW_GRAIN : j->a[m].row1;
+        uint64_t rows = (uint64_t)(a.row1 - a.row0);
+        PROF_CALL(j->op[m], j->mm[m](&a), rows * a.w_row_bytes,
+                  2ull * (uint64_t)a.n_in * rows * (uint64_t)a.n_tok);
+    }
+}
+
+static void job_add(struct mm_job *j, int op, void (*mm)(const struct matmul_args *), const struct matmul_args *a)
+{
+    int m = j->count++;
+    j->a[m] = *a;
+    j->mm[m] = mm;
+    j->op[m] = op;
+    j->first[m + 1] = j->first[m] + (a->row1 - a->row0 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN;
 }
 
 void engine_matmul(int op, void (*mm)(const struct matmul_args *), const struct matmul_args *a)
 {
-    struct mm_job j = { .a = *a, .mm = mm, .op = op };
-    plat_parallel_for((a->row1 - a->row0 + MM_ROW_GRAIN - 1) / MM_ROW_GRAIN, mm_rows, &j);
+    struct mm_job j = { 0 };
+    job_add(&j, op, mm, a);
+    plat_parallel_for(j.first[1], mm_rows, &j);
 }
 
 /*
@@ -231,26 +257,42 @@ static void elementwise(int op, float *y, const float *a, const float *b, int n,
         plat_parallel_for(pieces, ew_pieces, &j);
 }
 
-/* Y[i] = W X[i] for n rows (X row stride ldx floats, Y row stride = the
- * output width): convert X into W's activation format (once, split over
- * the cores, convert_rows), then the product with its output rows split
- * over all cores.
- * same_input: X is the previous call's X, unchanged since. */
-static void linear(struct engine *e, const struct llama_tensor *W, const float *X,
-                   int n, size_t ldx, float *Y, int same_input)
+/* Y[k][i] = W[k] X[i] for n rows and the count (<= MM_GROUP_MAX)
+ * matrices W[k] (X row stride ldx floats, Y[k] row stride = W[k]'s output
+ * width): convert X into the activation format (once, split over the
+ * cores, convert_rows), then the products as one job, their output rows
+ * split over all cores.  Matrices whose format or width differs from the
+ * first's run as a job of their own after it. */
+static void linear_n(struct engine *e, const struct llama_tensor *const *W, float *const *Y, int count,
+                     const float *X, int n, size_t ldx)
 {
-    int aop = engine_act_op(W->type), mop = op_mm_for_type(W->type);
-    size_t arb = engine_act_row_bytes(W->type, W->ne0);
-    /* q/k/v and gate/up read the same input: it is converted once, unless
-     * the second matrix wants another format or width. */
-    if (!same_input || aop != e->act_op || W->ne0 != e->act_width) {
-        convert_rows(aop, X, n, ldx, (int)W->ne0, e->act, arb);
-        e->act_op = aop, e->act_width = W->ne0;
+    int aop = engine_act_op(W[0]->type);
+    size_t arb = engine_act_row_bytes(W[0]->type, W[0]->ne0);
+    convert_rows(aop, X, n, ldx, (int)W[0]->ne0, e->act, arb);
+    struct mm_job j = { 0 };
+    int rest = 0;
+    const struct llama_tensor *later[MM_GROUP_MAX];
+    float *later_y[MM_GROUP_MAX];
+    for (int k = 0; k < count; k++) {
+        if (engine_act_op(W[k]->type) != aop || W[k]->ne0 != W[0]->ne0) {
+            later[rest] = W[k], later_y[rest++] = Y[k];
+            continue;
+        }
+        int mop = op_mm_for_type(W[k]->type);
+        struct matmul_args a = { .w = W[k]->data, .w_row_bytes = W[k]->row_bytes, .x = e->act, .x_row_bytes = arb,
+                                 .y = Y[k], .ldy = W[k]->ne1, .n_in = (int)W[k]->ne0, .row0 = 0,
+                                 .row1 = (int)W[k]->ne1, .n_tok = n, .n_rows = (int)W[k]->ne1 };
+        job_add(&j, mop, optab[mop].fn, &a);
     }
-    struct matmul_args a = { .w = W->data, .w_row_bytes = W->row_bytes, .x = e->act, .x_row_bytes = arb,
-                             .y = Y, .ldy = W->ne1, .n_in = (int)W->ne0, .row0 = 0, .row1 = (int)W->ne1, .n_tok = n,
-                             .n_rows = (int)W->ne1 };
-    engine_matmul(mop, optab[mop].fn, &a);
+    plat_parallel_for(j.first[j.count], mm_rows, &j);
+    if (rest)
+        linear_n(e, later, later_y, rest, X, n, ldx);
+}
+
+/* One product: linear_n of one matrix. */
+static void linear(struct engine *e, const struct llama_tensor *W, const float *X, int n, size_t ldx, float *Y)
+{
+    linear_n(e, &W, &Y, 1, X, n, ldx);
 }
 
 /* cos/sin table of position pos, as ggml's rope (mode 0): theta_i =
@@ -357,24 +399,23 @@ int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logit
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->attn_norm.data, (int)D, hp->rms_eps),
                       D * 8, 4 * D);
-        linear(e, &L->attn_q, e->xb, n, D, e->q, 0);
-        linear(e, &L->attn_k, e->xb, n, D, e->k, 1);
-        linear(e, &L->attn_v, e->xb, n, D, e->v, 1);
+        linear_n(e, (const struct llama_tensor *[]){ &L->attn_q, &L->attn_k, &L->attn_v },
+                 (float *[]){ e->q, e->k, e->v }, 3, e->xb, n, D);
         for (int i = 0; i < n; i++) {
             const float *cs = e->rope_cs + (size_t)i * hp->head_dim;
             PROF_CALL(OP_ROPE, rope(e->q + i * D, (int)hp->n_head, (int)hp->head_dim, cs), D * 4, 6 * D);
             PROF_CALL(OP_ROPE, rope(e->k + i * DKV, (int)hp->n_head_kv, (int)hp->head_dim, cs), DKV * 4, 6 * DKV);
         }
         attention(e, (int)l, n);
-        linear(e, &L->attn_output, e->xb2, n, D, e->xb, 0);
+        linear(e, &L->attn_output, e->xb2, n, D, e->xb);
         elementwise(OP_ADD, e->x, e->xb, NULL, n, (int)D);
         for (int i = 0; i < n; i++)
             PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, L->ffn_norm.data, (int)D, hp->rms_eps),
                       D * 8, 4 * D);
-        linear(e, &L->ffn_gate, e->xb, n, D, e->hb, 0);
-        linear(e, &L->ffn_up, e->xb, n, D, e->hb2, 1);
+        linear_n(e, (const struct llama_tensor *[]){ &L->ffn_gate, &L->ffn_up },
+                 (float *[]){ e->hb, e->hb2 }, 2, e->xb, n, D);
         elementwise(OP_SWIGLU, e->hb, e->hb, e->hb2, n, (int)FF);
-        linear(e, &L->ffn_down, e->hb, n, FF, e->xb, 0);
+        linear(e, &L->ffn_down, e->hb, n, FF, e->xb);
         elementwise(OP_ADD, e->x, e->xb, NULL, n, (int)D);
     }
     int first = all_logits ? 0 : n - 1;
@@ -382,7 +423,7 @@ int engine_forward(struct engine *e, const int32_t *tokens, int n, int all_logit
         PROF_CALL(OP_RMSNORM, norm(e->xb + i * D, e->x + i * D, w->output_norm.data, (int)D, hp->rms_eps),
                   D * 8, 4 * D);
     /* Logits of rows first..n-1 land in logits rows first..n-1. */
-    linear(e, &w->output, e->xb + first * D, n - first, D, e->logits + (size_t)first * hp->n_vocab, 0);
+    linear(e, &w->output, e->xb + first * D, n - first, D, e->logits + (size_t)first * hp->n_vocab);
     e->n_past += n;
     return 0;
 }

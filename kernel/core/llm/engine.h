@@ -38,8 +38,6 @@ struct engine {
     float *rope_cs;       /* [ENGINE_BATCH][head_dim]: cos, sin pairs */
     uint8_t *act;         /* activation rows converted for the dot products */
     size_t act_row;       /* bytes of one converted row, at most */
-    int act_op;           /* format of what act holds (linear()'s reuse) */
-    uint64_t act_width;   /* and its row width */
     ggml_half *qh;        /* [ENGINE_BATCH][n_embd]: q as F16 for attention */
     ggml_half *kcache, *vcache; /* F16 [n_layer][n_head_kv][n_ctx][head_dim] */
     uint64_t mem_bytes;   /* memory this engine took */
