@@ -31,8 +31,10 @@ analyze  reads the latest profile (or merges several: calls and cycles are
              warm       >= 0.5 %  -> -O1
              cold       <  0.5 %  -> baseline (not rebuilt)
          never below what the image's per-ISA build runs for this CPU
-         (-O2): a lower level is raised to it when shape constants are
-         added, and left alone (decision "image") otherwise
+         (-O2): the very build the image runs (same tag, no shape
+         constants to add) is left alone (decision "image"), a lower
+         level is raised to it (also when the image's build is for a
+         smaller tag, e.g. v4+vnni on a v4+vnni+bf16 CPU)
          all at the -march tag derived from the PROFILED machine's CPUID
          feature list in the profile (never the build host's).  Modules whose
          source uses FLUID_SHAPE_* constants get the model's shapes as
@@ -352,15 +354,16 @@ def cmd_analyze(a):
         # Never below what the image already runs for this CPU (its per-ISA
         # -O2 builds): a lower -O level is raised to it, and the same build
         # without shape constants to add is not rebuilt at all.
+        # The image's build may be for a smaller tag than the CPU's (no
+        # +bf16 build): a lower -O level is raised all the same.
         ran = next((o["ran"] for o in ops if o["module"] == name and o.get("ran")), (None, 0, None))
-        if entry["opt_level"] and ran[0] == "image" and ran[2] == entry["march"] and entry["opt_level"] <= ran[1]:
-            if entry.get("shapes"):
-                if entry["opt_level"] < ran[1]:
-                    entry.update(decision=f"-O{ran[1]}", opt_level=ran[1])
-                    entry["reason"] += f"; raised to -O{ran[1]}, what the image runs"
-            else:
+        if entry["opt_level"] and ran[0] == "image" and entry["opt_level"] <= ran[1]:
+            if ran[2] == entry["march"] and not entry.get("shapes"):
                 entry.update(decision="image", opt_level=0,
                              reason=f"{entry['reason']}; the image already runs -O{ran[1]} {ran[2]}: not rebuilt")
+            elif entry["opt_level"] < ran[1]:
+                entry.update(decision=f"-O{ran[1]}", opt_level=ran[1])
+                entry["reason"] += f"; raised to -O{ran[1]}, what the image runs ({ran[2]})"
         entry["class"] = entry.pop("class_")
         plan_mods.append(entry)
     plan = dict(schema=PLAN_SCHEMA, schema_version=1, created=datetime.datetime.now(datetime.timezone.utc)

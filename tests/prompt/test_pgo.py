@@ -477,3 +477,23 @@ def test_profiles_of_several_runs_merge(loop):
         ops = [o for p in (p1, p2) for o in p["modules"] if o["module"] == m["module"]]
         assert m["calls"] == sum(o["calls"] for o in ops), m["module"]
         assert m["cycles"] == sum(o["cycles"] for o in ops), m["module"]
+
+
+def test_plan_never_goes_below_the_image_build(loop):
+    """A planned module is never built at a lower -O level than the image's
+    per-ISA build it replaces, also when that build is for a smaller tag
+    than the profiled CPU's (the image has v4+vnni, a Zen 4/5 is
+    v4+vnni+bf16): a warm module's -O1 would otherwise replace -O2."""
+    prof = json.loads(loop["prof1"].read_text())
+    ran = {o["module"]: (o["variant"], o["opt_level"], o["march"]) for o in prof["modules"] if o["calls"]}
+    checked = 0
+    for m in loop["plan"]["modules"]:
+        r = ran.get(m["module"])
+        if not r or r[0] != "image" or m["decision"] == "baseline":   # cold: the image's build stays
+            continue
+        checked += 1
+        if m["decision"] == "image":   # not rebuilt: only the very build the image runs
+            assert r[2] == m["march"] and "shapes" not in m, (m, r)
+        else:
+            assert m["opt_level"] >= r[1], (m, r)
+    assert checked, "no module ran an image build"
