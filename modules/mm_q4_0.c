@@ -192,6 +192,7 @@ FLUID_INLINE void tile16_q4_0(const struct matmul_args *a, int r, int t0, int nt
             hi[c] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
         }
         const __m512 dw = cvtph_2x8(g0->d, g1->d);
+        MM_UNROLL
         for (int t = 0; t < nt; t++) {
             const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * xs) + i;
             int32_t c4[8];
