@@ -63,19 +63,81 @@ void quantize_q8_0(const float *x, void *y, int n)
 /* Q8_0S (ops.h block_q8_0s): the blocks quantize_q8_0 makes, with d
  * widened to float after its f16 rounding (the value the dot products
  * use) and the sum of the 32 q. */
+/* One Q8_0S block: quantize_q8_0's, d widened, the sum of q. */
+static void q8_0s_block(const float *x, struct block_q8_0s *b)
+{
+    struct block_q8_0 q;
+    quantize_q8_0(x, &q, QK8_0);
+    int sum = 0;
+    for (int j = 0; j < QK8_0; j++)
+        sum += b->qs[j] = q.qs[j];
+    b->d = fp16_to_fp32(q.d);
+    b->sum = sum;
+}
+
+#if defined(FLUID_AVX2)
+/* quantize_q8_0s on 8 floats at a time, bit for bit the scalar code:
+ * the same amax, d, id and x * id; round_away as trunc(|v|) + (frac >=
+ * 0.5) with v's sign (|v| - trunc(|v|) is exact); NaN and |v| >= 2^31 give
+ * 0 as round_away does.  A block holding a NaN goes to the scalar code,
+ * whose amax then depends on the element order.  The prefill profile had
+ * the scalar loop at 2.6 cycles per float, 4.5 % of prefill
+ * (TinyLlama-shaped Q4_0, Zen 5). */
 void quantize_q8_0s(const float *x, void *y, int n)
 {
     struct block_q8_0s *b = y;
+    const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), lim = _mm256_set1_ps(2147483648.0f);
     for (int i = 0; i < n / QK8_0; i++, x += QK8_0) {
-        struct block_q8_0 q;
-        quantize_q8_0(x, &q, QK8_0);
-        int sum = 0;
-        for (int j = 0; j < QK8_0; j++)
-            sum += b[i].qs[j] = q.qs[j];
-        b[i].d = fp16_to_fp32(q.d);
-        b[i].sum = sum;
+        __m256 v[4], m = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            m = _mm256_max_ps(m, _mm256_andnot_ps(sign, v[k]));
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
+        }
+        if (_mm256_movemask_ps(nan)) {
+            q8_0s_block(x, &b[i]);
+            continue;
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i qi[4], sum = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++) {
+            const __m256 p = _mm256_mul_ps(v[k], vid);
+            const __m256 a = _mm256_andnot_ps(sign, p);
+            const __m256 t = _mm256_round_ps(a, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 up = _mm256_and_ps(_mm256_cmp_ps(_mm256_sub_ps(a, t), half, _CMP_GE_OQ),
+                                            _mm256_set1_ps(1.0f));
+            const __m256 r = _mm256_and_ps(_mm256_or_ps(_mm256_add_ps(t, up), _mm256_and_ps(sign, p)),
+                                           _mm256_cmp_ps(a, lim, _CMP_LT_OQ));   /* NaN, >= 2^31: 0 */
+            qi[k] = _mm256_cvttps_epi32(r);
+            sum = _mm256_add_epi32(sum, qi[k]);
+        }
+        /* int32 -> int8 (values in [-127, 127]): packs work per 128-bit
+         * lane, so the dword order is restored by one permute. */
+        const __m256i w01 = _mm256_packs_epi32(qi[0], qi[1]), w23 = _mm256_packs_epi32(qi[2], qi[3]);
+        const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23),
+                                                       _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)b[i].qs, q8);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        b[i].d = fp16_to_fp32(fp32_to_fp16(d));
+        b[i].sum = _mm_cvtsi128_si32(s4);
     }
 }
+#else
+void quantize_q8_0s(const float *x, void *y, int n)
+{
+    struct block_q8_0s *b = y;
+    for (int i = 0; i < n / QK8_0; i++, x += QK8_0)
+        q8_0s_block(x, &b[i]);
+}
+#endif
 
 /* Q8_0 as ggml's x86 SIMD quantize_row_q8_0 (AVX2/AVX-512 builds of
  * llama.cpp, also used with its repacked Q4_0 kernels): d = amax/127 as

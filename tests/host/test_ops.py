@@ -292,6 +292,33 @@ def test_quantize_act(h, t):
         assert np.abs(gb["qs"]).max() <= 127
 
 
+def test_quantize_q8_0s_special_values_scalar_simd_agree(tmp_path):
+    """The SIMD Q8_0S quantiser gives the scalar one's bytes also on blocks
+    with inf, NaN (anywhere in the block), ties at .5, denormals, an amax
+    whose 1/d overflows, and values in every vector lane position."""
+    rng = np.random.default_rng(21)
+    blocks = []
+    for k in range(24):
+        b = (rng.standard_normal(32) * 10.0 ** rng.uniform(-4, 4)).astype(F32)
+        if k % 6 == 1:
+            b[rng.integers(32)] = np.inf * rng.choice([-1, 1])
+        if k % 6 == 2:
+            b[rng.integers(32)] = np.nan
+        if k % 6 == 3:
+            b[:] = rng.integers(-254, 255, 32) * F32(0.5)   # x * id on .5 ties
+        if k % 6 == 4:
+            b[:] = rng.standard_normal(32).astype(F32) * F32(1e-40)   # denormals: 1/d overflows
+        if k % 6 == 5:
+            b[:] = 0
+            b[k % 32] = -3.0
+        blocks.append(b)
+    x = np.concatenate(blocks).astype(F32)
+    s, v = H("scalar", tmp_path), H("native", tmp_path)
+    assert v.quant("q8_0s", x) == s.quant("q8_0s", x)
+    finite = np.concatenate([b for k, b in enumerate(blocks) if k % 6 in (0, 3, 5)])   # numpy: no inf casts
+    assert v.quant("q8_0s", finite) == qr.quantize_q8_0s(finite)
+
+
 @pytest.mark.parametrize("t", WTYPES)
 def test_dequant(h2, t):
     rng = np.random.default_rng(4)
