@@ -144,8 +144,6 @@ FLUID_INLINE void dot_q6_K(const void *wv, const uint8_t *x, size_t xs, int n,
     }
 #endif
 }
-
-
 #endif /* !FLUID_ZMM_VNNI */
 
 #if defined(FLUID_ZMM_VNNI)
