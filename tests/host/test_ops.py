@@ -546,6 +546,27 @@ def test_attention(h):
     assert not np.allclose(got, p @ vv, rtol=1e-7, atol=0)   # the rounding is there
 
 
+@pytest.mark.parametrize("hd", [64, 128, 80, 36])
+def test_attention_scalar_simd_identical(tmp_path, hd):
+    """The SIMD scores (8 positions at a time, transposed lane sums) and
+    weighted sum (64 outputs in registers) give the scalar build's bits, for
+    position counts around the 8-block and head sizes on and off the
+    blocked paths (36: not a multiple of 8; 80: not of 64)."""
+    rng = np.random.default_rng(31 + hd)
+    s_, v_ = H("scalar", tmp_path), H("native", tmp_path)
+    stride = 2 * hd + 8
+    for n_pos in (1, 7, 8, 9, 37, 129):
+        q = rng.standard_normal(hd).astype(np.float16)
+        k = rng.standard_normal(n_pos * stride).astype(np.float16)
+        v = rng.standard_normal(n_pos * stride).astype(np.float16)
+        p = rng.random(n_pos).astype(F32)
+        for h in (s_, v_):
+            h.sc = h.run("scores", n_pos, hd, stride, 0.125, h.file(q), h.file(k))
+            h.ws = h.run("wsum", n_pos, hd, stride, h.file(p), h.file(v))
+        assert np.array_equal(s_.sc.view(np.uint32), v_.sc.view(np.uint32)), n_pos
+        assert np.array_equal(s_.ws.view(np.uint32), v_.ws.view(np.uint32)), n_pos
+
+
 def test_quantize_q8_0_non_finite(tmp_path):
     """Blocks holding NaN or inf (what garbage weights make of the
     activations) quantize without an undefined float-to-int conversion: the
