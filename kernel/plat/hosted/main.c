@@ -38,8 +38,8 @@ static void usage(void)
             "  -c, --ctx-size N  context size in tokens, up to the model's context_length\n"
             "               (0: context_length; default: context_length, at most 2048)\n"
             "  --cpu TAG    run as a CPU with only the instruction sets of TAG (x86-64,\n"
-            "               x86-64-v2, -v3, -v4, -v4+vnni, -v4+vnni+bf16): the modules, CRC and tag that\n"
-            "               CPU would get, e.g. the tag QEMU's TCG guest has\n"
+            "               x86-64-v2, -v3, -v4, -v4+vnni, -v4+vnni+bf16): the modules,\n"
+            "               CRC and tag that CPU would get, e.g. the tag QEMU's TCG guest has\n"
             "  --stay       keep the prompt when the model does not load\n"
             "  --test       test mode: poweroff exits 1, a failure 3 (as QEMU's isa-debug-exit)\n");
     exit(HOSTED_EXIT_USAGE);
