@@ -159,39 +159,108 @@ void quantize_q8_0_x86(const float *x, void *y, int n)
  * nearest_int(iscale * x)), d = 1/iscale (float), bsums = sums of 16.
  * (llama.cpp used -128/max before the IQ2_XXS change; it is -127 now, so
  * q lies in [-127, 127].)  An all-zero block gives d = 0, q = 0. */
+#if !defined(FLUID_AVX2)
+/* One Q8_K block of quantize_q8_K (the scalar code). */
+static void q8_K_block(const float *x, struct block_q8_K *b)
+{
+    float max = 0.0f, amax = 0.0f;
+    for (int j = 0; j < QK_K; j++) {
+        const float ax = __builtin_fabsf(x[j]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[j];
+        }
+    }
+    if (amax == 0.0f) {
+        b->d = 0.0f;
+        for (int j = 0; j < QK_K; j++)
+            b->qs[j] = 0;
+        for (int j = 0; j < QK_K / 16; j++)
+            b->bsums[j] = 0;
+        return;
+    }
+    const float iscale = -127.0f / max;
+    for (int j = 0; j < QK_K; j++) {
+        const int v = nearest_int(iscale * x[j]);
+        b->qs[j] = (int8_t)(v < 127 ? v : 127);
+    }
+    for (int j = 0; j < QK_K / 16; j++) {
+        int sum = 0;
+        for (int k = 0; k < 16; k++)
+            sum += b->qs[16 * j + k];
+        b->bsums[j] = (int16_t)sum;
+    }
+    b->d = 1.0f / iscale;
+}
+#else
+/* q8_K_block in AVX2, bit for bit: amax lane-wise (max_ps(|x|, amax) skips a
+ * NaN as `ax > amax` does), max = the first x whose |x| is amax (where the
+ * scalar loop last updated it), nearest_int by the same 1.5 * 2^23 add
+ * and bit mask, min 127, then int8 as the cast wraps it (an iscale that
+ * overflows, from denormal blocks, gives values far outside [-128, 127]);
+ * bsums from those int8 values. */
+static void q8_K_block_avx2(const float *x, struct block_q8_K *b)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    for (int k = 0; k < QK_K / 8; k++)
+        m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), m);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    if (amax == 0.0f) {
+        __builtin_memset(b, 0, sizeof *b);
+        return;
+    }
+    float max = amax;
+    const __m256 va = _mm256_set1_ps(amax);
+    for (int k = 0; k < QK_K / 8; k++) {
+        const int hit = _mm256_movemask_ps(
+            _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + 8 * k)), va, _CMP_EQ_OQ));
+        if (hit) {
+            max = x[8 * k + __builtin_ctz((unsigned)hit)];
+            break;
+        }
+    }
+    const float iscale = -127.0f / max;
+    const __m256 vs = _mm256_set1_ps(iscale), magic = _mm256_set1_ps(12582912.f);
+    const __m256i mant = _mm256_set1_epi32(0x007fffff), bias = _mm256_set1_epi32(0x00400000),
+                  top = _mm256_set1_epi32(127);
+    __m256i v[QK_K / 8];
+    for (int k = 0; k < QK_K / 8; k++) {
+        const __m256 f = _mm256_add_ps(_mm256_mul_ps(vs, _mm256_loadu_ps(x + 8 * k)), magic);
+        const __m256i q = _mm256_min_epi32(_mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(f), mant), bias), top);
+        v[k] = _mm256_srai_epi32(_mm256_slli_epi32(q, 24), 24);   /* (int8_t)q */
+    }
+    for (int k = 0; k < QK_K / 32; k++) {   /* packs per 128-bit lane; one permute restores the order */
+        const __m256i w01 = _mm256_packs_epi32(v[4 * k], v[4 * k + 1]);
+        const __m256i w23 = _mm256_packs_epi32(v[4 * k + 2], v[4 * k + 3]);
+        _mm256_storeu_si256((__m256i *)(b->qs + 32 * k),
+                            _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23),
+                                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+    for (int g = 0; g < QK_K / 16; g += 4) {   /* bsums[g..g+3]: groups of 16 = vector pairs */
+        __m256i s[4];
+        for (int r = 0; r < 4; r++)
+            s[r] = _mm256_add_epi32(v[2 * (g + r)], v[2 * (g + r) + 1]);
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(s[0], s[1]), _mm256_hadd_epi32(s[2], s[3]));
+        const __m128i t = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        _mm_storel_epi64((__m128i *)(b->bsums + g), _mm_packs_epi32(t, t));
+    }
+    b->d = 1.0f / iscale;
+}
+#endif
+
 void quantize_q8_K(const float *x, void *y, int n)
 {
     struct block_q8_K *b = y;
-    for (int i = 0; i < n / QK_K; i++, x += QK_K) {
-        float max = 0.0f, amax = 0.0f;
-        for (int j = 0; j < QK_K; j++) {
-            const float ax = __builtin_fabsf(x[j]);
-            if (ax > amax) {
-                amax = ax;
-                max = x[j];
-            }
-        }
-        if (amax == 0.0f) {
-            b[i].d = 0.0f;
-            for (int j = 0; j < QK_K; j++)
-                b[i].qs[j] = 0;
-            for (int j = 0; j < QK_K / 16; j++)
-                b[i].bsums[j] = 0;
-            continue;
-        }
-        const float iscale = -127.0f / max;
-        for (int j = 0; j < QK_K; j++) {
-            const int v = nearest_int(iscale * x[j]);
-            b[i].qs[j] = (int8_t)(v < 127 ? v : 127);
-        }
-        for (int j = 0; j < QK_K / 16; j++) {
-            int sum = 0;
-            for (int k = 0; k < 16; k++)
-                sum += b[i].qs[16 * j + k];
-            b[i].bsums[j] = (int16_t)sum;
-        }
-        b[i].d = 1.0f / iscale;
-    }
+    for (int i = 0; i < n / QK_K; i++, x += QK_K)
+#if defined(FLUID_AVX2)
+        q8_K_block_avx2(x, &b[i]);
+#else
+        q8_K_block(x, &b[i]);
+#endif
 }
 
 /* Q8_1 as ggml's x86 SIMD quantize_row_q8_1 (AVX/AVX2 builds of llama.cpp,

@@ -546,6 +546,32 @@ def test_attention(h):
     assert not np.allclose(got, p @ vv, rtol=1e-7, atol=0)   # the rounding is there
 
 
+def test_quantize_q8_K_special_values_scalar_simd_agree(tmp_path):
+    """The SIMD Q8_K quantiser gives the scalar one's bytes: ties of |max|
+    (the first one sets the sign of d), NaN (skipped by the amax), inf,
+    a zero block, denormals, and the largest value in every lane."""
+    rng = np.random.default_rng(22)
+    blocks = []
+    for k in range(20):
+        b = (rng.standard_normal(256) * 10.0 ** rng.uniform(-3, 3)).astype(F32)
+        big = F32(np.abs(b).max() * 2)
+        if k % 5 == 0:
+            i, j = sorted(rng.choice(256, 2, replace=False))
+            b[i], b[j] = (big, -big) if k % 2 else (-big, big)
+        if k % 5 == 1:
+            b[rng.integers(256)] = np.nan
+        if k % 5 == 2:
+            b[rng.integers(256)] = np.inf * rng.choice([-1, 1])
+        if k % 5 == 3:
+            b[:] = 0 if k < 10 else rng.standard_normal(256).astype(F32) * F32(1e-41)
+        if k % 5 == 4:
+            b[(7 * k) % 256] = big
+        blocks.append(b)
+    x = np.concatenate(blocks).astype(F32)
+    s, v = H("scalar", tmp_path), H("native", tmp_path)
+    assert v.quant("q8_K", x) == s.quant("q8_K", x)
+
+
 @pytest.mark.parametrize("hd", [64, 128, 80, 36])
 def test_attention_scalar_simd_identical(tmp_path, hd):
     """The SIMD scores (8 positions at a time, transposed lane sums) and
