@@ -117,8 +117,10 @@ void quantize_q8_0s(const float *x, void *y, int n)
             qi[k] = _mm256_cvttps_epi32(r);
             sum = _mm256_add_epi32(sum, qi[k]);
         }
-        /* int32 -> int8 (values in [-127, 127]): packs work per 128-bit
-         * lane, so the dword order is restored by one permute. */
+        /* int32 -> int8: |q| <= 127 (x * id <= 127 up to rounding; a
+         * denormal d small enough to lose bits makes id = 1/d overflow to
+         * inf, so 0), and packs work per 128-bit lane, so the dword
+         * order is restored by one permute. */
         const __m256i w01 = _mm256_packs_epi32(qi[0], qi[1]), w23 = _mm256_packs_epi32(qi[2], qi[3]);
         const __m256i q8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23),
                                                        _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
