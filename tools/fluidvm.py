@@ -199,9 +199,13 @@ class Target:
             except BootError:
                 break
         try:
-            return self.proc.wait(timeout=max(0.1, end - time.monotonic()))
+            status = self.proc.wait(timeout=max(0.1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise BootError(self._fail_text(f"{self.name} did not exit"))
+        # What it wrote just before it exited may still be in the pipe: the
+        # loop above stops as soon as poll() sees the exit.
+        self._drain(2.0)
+        return status
 
     def close(self):
         _live.discard(self)

@@ -27,6 +27,19 @@ def test_allocator(phys_test):
     assert "all allocator checks passed" in r.stdout
 
 
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_parallel_for_under_preemption(threads):
+    """plat/common/pfor.c with more threads than CPUs, so the host preempts
+    workers anywhere: 150000 jobs of 1..300 items, each item run exactly
+    once with its own job's fn and ctx, and no job left waiting (a chunk
+    counted twice hangs CPU 0: the harness's alarm fails it).  Before the
+    chunk count moved into the job word this failed within seconds."""
+    exe = build("pfor_stress", ["tests/host/pfor_stress.c", "kernel/plat/common/pfor.c"],
+                flags=["-O2"], libs=("-lpthread",))
+    r = subprocess.run([str(exe), str(threads), "150000", "120"], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and r.stdout.strip() == "ok 150000 jobs", r.stdout + r.stderr
+
+
 def cpu_flags():
     for line in open("/proc/cpuinfo"):
         if line.startswith("flags"):

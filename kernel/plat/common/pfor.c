@@ -4,19 +4,25 @@
 
 /*
  * `word` holds the generation (high 32 bits: bumped by CPU 0 for every
- * job) and the next unclaimed chunk (low 32 bits).  A CPU claims chunk k
- * of generation g with a compare-exchange (g, k) -> (g, k + 1), so a worker
- * that wakes late can never claim a chunk of a newer job with the fields
- * of an older one: CPU 0 rewrites fn/ctx/n/chunks only after all chunks of
- * the current job are claimed and done, and the low half never goes back.
- * word and the fields share one cache line (what a waking worker reads);
- * `done`, written by every CPU, has its own.
+ * job), the job's chunk count (bits 16-31) and the next unclaimed chunk
+ * (bits 0-15).  A CPU claims chunk k < C of generation g with a
+ * compare-exchange (g, C, k) -> (g, C, k + 1), and only then reads fn, ctx
+ * and n.  The count must be in the word: a worker that read the word of
+ * job g (all chunks claimed) and then fn/ctx/C while CPU 0 was already
+ * writing job g + 1's would otherwise see k < C and claim a chunk that does
+ * not exist, with a compare-exchange that still succeeds (the word is
+ * still g's), run the new job's fn on it twice and count one chunk too
+ * many, so CPU 0 waits forever (tests/host/pfor_stress.c reproduced both).
+ * After a successful claim the fields are g's: CPU 0 wrote them before it
+ * published g, and rewrites them only once every chunk of g, this one
+ * too, is done.  word and the fields share one cache line (what a waking
+ * worker reads); `done`, written by every CPU, has its own.
  */
 static struct {
     _Alignas(64) _Atomic uint64_t word;
     _Atomic(plat_fn) fn;
     _Atomic(void *) ctx;
-    _Atomic int n, chunks;
+    _Atomic int n;
     _Alignas(64) _Atomic int done;        /* chunks finished */
     _Alignas(64) int busy;                /* CPU 0 only: a job is running */
     uint32_t gen;                         /* CPU 0 only: last generation */
@@ -36,8 +42,11 @@ static int worker_of[PFOR_MAX_CPUS];     /* per-CPU id -> worker index */
  * interrupt) holds up leaves its later chunks to the others instead of
  * keeping them all waiting at the end of the job. */
 #define PFOR_CHUNKS_PER_WORKER 4
+_Static_assert(PFOR_MAX_CPUS * PFOR_CHUNKS_PER_WORKER <= 0xffff, "the chunk count fits its 16 bits of the word");
 
 static inline uint32_t gen_of(uint64_t word) { return (uint32_t)(word >> 32); }
+static inline uint32_t chunks_of(uint64_t word) { return (uint32_t)(word >> 16) & 0xffffu; }
+static inline uint32_t next_of(uint64_t word) { return (uint32_t)word & 0xffffu; }
 
 /* Chunk w of W over [0, n): [n*w/W, n*(w+1)/W). */
 static int chunk_edge(int n, int w, int W)
@@ -58,6 +67,8 @@ int pfor_add_worker(uint32_t id)
 }
 
 int pfor_workers(void) { return n_workers; }
+
+uint32_t pfor_claimed(void) { return next_of(atomic_load_explicit(&job.word, memory_order_acquire)); }
 
 /* Wait until the generation in job.word differs from `seen`: spin, but
  * sleep once no job came for spin_ticks, so an idle machine (the prompt)
@@ -89,17 +100,16 @@ static void wait_change(uint32_t seen, uint32_t id)
 static void run_chunks(uint32_t gen, int w)
 {
     uint64_t cur = atomic_load_explicit(&job.word, memory_order_acquire);
-    plat_fn fn = atomic_load_explicit(&job.fn, memory_order_relaxed);
-    void *ctx = atomic_load_explicit(&job.ctx, memory_order_relaxed);
-    int n = atomic_load_explicit(&job.n, memory_order_relaxed);
-    uint32_t C = (uint32_t)atomic_load_explicit(&job.chunks, memory_order_relaxed);
     for (;;) {
-        uint32_t k = (uint32_t)cur;
+        uint32_t k = next_of(cur), C = chunks_of(cur);
         if (gen_of(cur) != gen || k >= C)
             return;                       /* a newer job, or all claimed */
         if (!atomic_compare_exchange_weak_explicit(&job.word, &cur, cur + 1,
                                                    memory_order_acquire, memory_order_acquire))
             continue;                     /* cur reloaded: try again */
+        plat_fn fn = atomic_load_explicit(&job.fn, memory_order_relaxed);
+        void *ctx = atomic_load_explicit(&job.ctx, memory_order_relaxed);
+        int n = atomic_load_explicit(&job.n, memory_order_relaxed);
         int b = chunk_edge(n, (int)k, (int)C), e = chunk_edge(n, (int)k + 1, (int)C);
         if (b < e)
             fn(ctx, b, e, w);
@@ -132,10 +142,9 @@ void pfor_run(uint32_t caller_id, int n_items, plat_fn fn, void *ctx)
     atomic_store_explicit(&job.ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&job.n, n_items, memory_order_relaxed);
     const int C = n_items < W * PFOR_CHUNKS_PER_WORKER ? n_items : W * PFOR_CHUNKS_PER_WORKER;
-    atomic_store_explicit(&job.chunks, C, memory_order_relaxed);
     atomic_store_explicit(&job.done, 0, memory_order_relaxed);
     uint32_t gen = ++job.gen;
-    atomic_store(&job.word, (uint64_t)gen << 32);   /* go (seq_cst: see wait_change) */
+    atomic_store(&job.word, (uint64_t)gen << 32 | (uint64_t)C << 16);   /* go (seq_cst: see wait_change) */
     uint64_t sl = atomic_load(&sleepers);
     if (sl)
         hooks.wake(sl);

@@ -7,8 +7,8 @@
  * The job: CPU 0 publishes fn/ctx/n and bumps a 32-bit generation; every
  * worker, and CPU 0 itself, claims chunks (up to 4 per worker, so a CPU
  * the host holds up does not hold the job up) with a compare-exchange on one
- * 64-bit word (generation << 32 | next chunk) and runs them; CPU 0 returns
- * when all chunks are done.  A worker that finds no new job for
+ * 64-bit word (generation << 32 | chunks << 16 | next chunk) and runs them;
+ * CPU 0 returns when all chunks are done.  A worker that finds no new job for
  * spin_ticks TSC ticks sets its bit in the sleepers mask and sleeps.
  */
 #ifndef FLUID_PFOR_H
@@ -44,6 +44,8 @@ int pfor_workers(void);
 __attribute__((noreturn)) void pfor_worker_loop(uint32_t id);
 /* plat_parallel_for(), called on the CPU whose id is `caller_id`. */
 void pfor_run(uint32_t caller_id, int n_items, plat_fn fn, void *ctx);
+/* Chunks of the current job claimed so far (a job's fn may watch it). */
+uint32_t pfor_claimed(void);
 /* The job word, for platforms that need its address (a futex). */
 extern _Atomic uint64_t *const pfor_word;
 

@@ -165,7 +165,7 @@ static void ping_job(void *ctx, int begin, int end, int w)
     if (w != 0)
         return;
     uint64_t t0 = rdtsc();
-    while ((uint32_t)atomic_load_explicit(pfor_word, memory_order_acquire) < (uint32_t)smp_online() &&
+    while (pfor_claimed() < (uint32_t)smp_online() &&
            rdtsc() - t0 < cpu.tsc_hz / 100)
         relax();
 }
