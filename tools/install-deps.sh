@@ -4,13 +4,13 @@
 # apt-get when a required command or file is missing.
 set -euo pipefail
 
-PKGS=(qemu-system-x86 qemu-utils clang-19 lld-19 llvm-19 libllvmlibc-19-dev
+PKGS=(qemu-system-x86 qemu-utils qemu-user clang-19 lld-19 llvm-19 libllvmlibc-19-dev
       libclang-rt-19-dev python3-numpy python3-pytest python3-matplotlib)
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 need=0
-for c in clang-19 ld.lld-19 llvm-objcopy-19 qemu-system-x86_64; do
+for c in clang-19 ld.lld-19 llvm-objcopy-19 qemu-system-x86_64 qemu-x86_64; do
   command -v "$c" >/dev/null 2>&1 || need=1
 done
 [ -f /usr/lib/llvm-19/lib/libllvmlibc.a ] || need=1

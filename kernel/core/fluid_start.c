@@ -2,6 +2,8 @@
  * fluid_start.h): the same boot sequence on pc and hosted. */
 #include <stdio.h>
 #include "fluid_start.h"
+#include "arch/x86/cpu.h"
+#include "lib/kprintf.h"
 #include "llm/model.h"
 #include "mod/loader.h"
 #include "mod/optab.h"
@@ -10,6 +12,11 @@
 
 void fluid_start(void)
 {
+    char why[200];
+    if (cpu_kernel_check(why, sizeof why) != 0) {
+        kprintf("fluid: cannot run: %s\n", why);   /* before the first libc math call faults */
+        plat_fail_stop();
+    }
     optab_init();
     plat_pmu_init();
     if (mod_boot_load() == 0) {   /* modules before the model: it needs them */

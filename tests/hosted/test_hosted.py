@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import time
 
@@ -100,6 +101,50 @@ def test_cpu_tag_limits_the_instruction_sets(tiny_image):
     for tag in CPU_TAGS[len(runnable):]:
         rc, out = run_hosted(["--cpu", tag, tiny_image])
         assert rc == EXIT_FAILURE and f"--cpu {tag} needs " in out and "which this CPU" in out, out
+
+
+QEMU_USER = shutil.which("qemu-x86_64")   # Debian's qemu-user (tools/install-deps.sh)
+
+
+def run_as_cpu_model(model, image, stdin, timeout=300):
+    """fluid-hosted under qemu-user's TCG as QEMU CPU `model`: unlike
+    --cpu, an instruction that model lacks really faults (SIGILL)."""
+    p = subprocess.run([QEMU_USER, "-cpu", model, HOSTED, "--test", "--threads", "2", str(image)], input=stdin,
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not QEMU_USER, reason="needs qemu-user (qemu-x86_64): tools/install-deps.sh installs it")
+def test_a_cpu_without_avx512_runs_its_own_build_and_nothing_above():
+    """On a real x86-64-v3 CPU (QEMU's Haswell model, no AVX-512), which a
+    CPU with AVX-512 run as --cpu x86-64-v3 cannot stand in for: any
+    AVX-512 instruction in the kernel or in a module picked for this CPU
+    faults.  Boots with the image's v3 build, and greedy text equals that
+    of this machine run as --cpu x86-64-v3 (the same code)."""
+    img = BUILD / "fluid.img"   # make test builds it: the default model, the shipped modules
+    rc, out = run_as_cpu_model("Haswell", img, b"modules\rgen -n 8 --temp 0 --seed 1 Once upon a time\rpoweroff\r")
+    assert rc == EXIT_CLEAN and "*** CPU exception" not in out, out[-3000:]
+    assert ", tag x86-64-v3, " in out
+    mods = [l.split() for l in out.splitlines() if re.match(r"mm_q4_0 +mm_q4_0 ", l)]
+    assert mods and mods[0][4] == "x86-64-v3", mods
+    native = FluidHosted(img, extra=["--cpu", "x86-64-v3"])
+    try:
+        want = native.cmd("gen -n 8 --temp 0 --seed 1 Once upon a time").split("[prompt:")[0]
+    finally:
+        native.close()
+    assert "generated: 8 tokens" in out and want.strip() and want in out
+
+
+@pytest.mark.skipif(not QEMU_USER, reason="needs qemu-user (qemu-x86_64): tools/install-deps.sh installs it")
+@pytest.mark.parametrize("model", ["Nehalem", "qemu64"])
+def test_a_cpu_below_x86_64_v3_is_refused_with_the_reason(tiny_image, model):
+    """The kernel's libc math needs AVX2 and FMA (arch/x86/cpu.h,
+    FLUID_KERNEL_FEATURES): an older CPU gets one line saying so and the
+    failure status, never an invalid-opcode fault at the first token."""
+    rc, out = run_as_cpu_model(model, tiny_image, b"gen -n 4 --temp 0 Hi\rpoweroff\r")
+    assert rc == EXIT_FAILURE and "*** CPU exception" not in out, out[-3000:]
+    assert re.search(r"fluid: cannot run: this CPU lacks AVX AVX2 FMA, .* Fluid needs an x86-64-v3 CPU", out), out
+    assert "fluid> " not in out
 
 
 def flip(path, offset, mask=0x01):

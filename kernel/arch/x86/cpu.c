@@ -113,8 +113,21 @@ void cpu_detect(uint64_t xcr0)
         }
     }
     cpu.xcr0 = xcr0;
-    cpu.features = usable(cpu_raw_features(), xcr0);
+    cpu.features = cpu.features_hw = usable(cpu_raw_features(), xcr0);
     derive_level();
+}
+
+int cpu_kernel_check(char *why, int cap)
+{
+    uint64_t missing = FLUID_KERNEL_FEATURES & ~cpu.features_hw;
+    if (!missing)
+        return 0;
+    char names[64];
+    cpu_feature_string(missing, names, sizeof names);
+    snprintf(why, (size_t)cap,
+             "this CPU lacks %s, which the kernel's libc math (llvm-libc, built for x86-64-v3) uses: "
+             "Fluid needs an x86-64-v3 CPU (Intel Haswell, AMD Excavator or later)", names);
+    return -1;
 }
 
 void cpu_restrict(uint64_t keep)

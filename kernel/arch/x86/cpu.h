@@ -15,6 +15,7 @@ struct cpu_info {
     char brand[49];
     uint32_t family, model, stepping;
     uint64_t features;     /* FEAT_BIT(...) usable now (OS state enabled) */
+    uint64_t features_hw;  /* the same before any cpu_restrict(): what really runs */
     uint64_t xcr0;
     int level;             /* x86-64 level 1..4 */
     char tag[48];          /* -march tag for modules, e.g. "x86-64-v4+vnni" */
@@ -23,6 +24,13 @@ struct cpu_info {
 };
 
 extern struct cpu_info cpu;
+
+/* What the kernel's own code needs beyond x86-64: Debian's llvm-libc 19
+ * (libllvmlibc-19-dev) has its float math (expf, powf, sinf, cosf, exp2f)
+ * built with AVX, AVX2 and FMA instructions, so the kernel runs on an
+ * x86-64-v3 CPU or above whatever its modules need (objdump shows them;
+ * tests/hosted/test_cpu_models.py boots older CPU models in qemu-user). */
+#define FLUID_KERNEL_FEATURES (FEAT_BIT(AVX) | FEAT_BIT(AVX2) | FEAT_BIT(FMA))
 
 /* Every feature bit CPUID reports, whether or not its state is enabled. */
 uint64_t cpu_raw_features(void);
@@ -33,6 +41,9 @@ void cpu_detect(uint64_t xcr0);
  * run as a smaller one (hosted --cpu TAG), so the loader picks the
  * modules that CPU would.  Call after cpu_detect(). */
 void cpu_restrict(uint64_t keep);
+/* 0 when this CPU (before any cpu_restrict) has FLUID_KERNEL_FEATURES;
+ * otherwise -1 with why = "this CPU lacks AVX2 FMA, which ...". */
+int cpu_kernel_check(char *why, int cap);
 /* Name of feature bit `bit` ("AVX2"), or NULL. */
 const char *cpu_feature_name(int bit);
 /* Write the names of the set bits of `mask`, space-separated. */

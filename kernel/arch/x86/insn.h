@@ -42,11 +42,14 @@ static inline uint64_t tsc_begin(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-/* End of a timed interval: rdtscp waits for prior instructions. */
+/* End of a timed interval: lfence waits for the interval's instructions,
+ * the second keeps later work out.  Not rdtscp, which is not part of any
+ * x86-64 level (QEMU's Nehalem and qemu64 models lack it): a timer must
+ * not fault on a CPU the kernel otherwise runs on. */
 static inline uint64_t tsc_end(void)
 {
-    uint32_t lo, hi, aux;
-    __asm__ volatile("rdtscp; lfence" : "=a"(lo), "=d"(hi), "=c"(aux)::"memory");
+    uint32_t lo, hi;
+    __asm__ volatile("lfence; rdtsc; lfence" : "=a"(lo), "=d"(hi)::"memory");
     return ((uint64_t)hi << 32) | lo;
 }
 

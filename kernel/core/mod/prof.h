@@ -2,8 +2,9 @@
  * prof.h - per-op, per-CPU profiling around module calls.
  *
  * PROF_CALL(op, call, bytes, flops) runs `call` and, when profiling is on,
- * adds its TSC cycles (lfence;rdtsc .. rdtscp, see arch/x86/insn.h) and the
- * op's bytes read and floating/integer operations to this CPU's counters.
+ * adds its TSC cycles (lfence;rdtsc .. lfence;rdtsc;lfence, see
+ * arch/x86/insn.h) and the op's bytes read and floating/integer operations
+ * to this CPU's counters.
  */
 #ifndef FLUID_PROF_H
 #define FLUID_PROF_H

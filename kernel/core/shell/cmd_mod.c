@@ -333,7 +333,7 @@ static void prof_export(void)
     else
         jstr(pmu.why);
     jkey("profiling", 0);
-    jp("{\"enabled\":%s,\"clock\":\"tsc\",\"serialisation\":\"lfence;rdtsc .. rdtscp;lfence\"}",
+    jp("{\"enabled\":%s,\"clock\":\"tsc\",\"serialisation\":\"lfence;rdtsc .. lfence;rdtsc;lfence\"}",
        prof_enabled ? "true" : "false");
     jkey("model", 0);
     export_model();
