@@ -4,14 +4,20 @@
  * Weights are in the 8-row interleaved layout (ops.h block_q4_0x8, made
  * once at load by repack_q4_0), rows after the last whole group in GGUF's.
  * Per block of 32: v = nibble - 8; sumi = sum v * x.qs (exact int), then
- * sumf += (sumi * dw) * dx, blocks in order (ggml_vec_dot_q4_0_q8_0_generic).
- * The AVX2 tile computes a group's 8 rows at once, one row per 32-bit
- * lane, with the same float operations in the same order (no fma), so
- * every ISA gives bit-identical results.  Its integer part: the unsigned
- * nibbles of 4-byte chunk k of all 8 rows (one vector, ops.h) times the
- * activation's matching 4 bytes broadcast to every lane, with maddubs (or
- * vpdpbusd): 8 products per block and token land in row order, with no
- * horizontal adds; minus 8 * sum(q8) (kept in the Q8_0S block).
+ * the scalar path sumf += (sumi * dw) * dx, blocks in order
+ * (ggml_vec_dot_q4_0_q8_0_generic); the SIMD tiles acc = fma(sumi, dw * dx,
+ * acc), as ggml's AVX2 kernel does: one rounding fewer and one vector
+ * operation fewer per block and token (the tiles' pipes are the limit),
+ * so they agree with the scalar path to float rounding, not bit for bit
+ * (issue 9 dropped bit-identity across ISA levels).  The AVX2 and zmm
+ * tiles compute the same lane operations, so prefill (16-row tiles) and
+ * decode (8-row tiles) give bit-identical rows.  The tiles compute a
+ * group's 8 rows at once, one row per 32-bit lane.  Integer part: the
+ * unsigned nibbles of 4-byte chunk k of all 8 rows (one vector, ops.h)
+ * times the activation's matching 4 bytes broadcast to every lane, with
+ * maddubs (or vpdpbusd): 8 products per block and token land in row order,
+ * with no horizontal adds; plus msum8 = -8 * sum(q8) (kept in the Q8_0S
+ * block).
  */
 #include "half.h"
 #include "mm_common.h"
@@ -88,7 +94,11 @@ FLUID_INLINE void row_q4_0(const struct matmul_args *a, int r, int t0, int nt, f
             int sumi = 0;
             for (int j = 0; j < QK4_0; j++)
                 sumi += v[j] * y->qs[j];
+#if defined(FLUID_AVX2)   /* the tiles' fused step, so every row agrees bit for bit */
+            sumf[t] = __builtin_fmaf((float)sumi, dw * y->d, sumf[t]);
+#else
             sumf[t] += sumi * dw * y->d;
+#endif
         }
     }
     for (int t = 0; t < nt; t++)
@@ -152,10 +162,8 @@ FLUID_INLINE void tile_q4_0(const struct matmul_args *a, int r, int t0, int nt)
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)g->d));
         for (int t = 0; t < nt; t++) {
             const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * xs) + i;
-            const __m256i sumi = _mm256_sub_epi32(dot8_u4s8_i32(lo, hi, y->qs), _mm256_set1_epi32(y->sum * 8));
-            const __m256 f = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(sumi), dw),
-                                           _mm256_broadcast_ss(&y->d));
-            acc[t] = _mm256_add_ps(acc[t], f);
+            const __m256i sumi = _mm256_add_epi32(dot8_u4s8_i32(lo, hi, y->qs), _mm256_set1_epi32(y->msum8));
+            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_mul_ps(dw, _mm256_broadcast_ss(&y->d)), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++)
@@ -197,13 +205,12 @@ FLUID_INLINE void tile16_q4_0(const struct matmul_args *a, int r, int t0, int nt
             const struct block_q8_0s *y = (const struct block_q8_0s *)(x + t * xs) + i;
             int32_t c4[8];
             __builtin_memcpy(c4, y->qs, 32);
-            __m512i sumi = _mm512_set1_epi32(-8 * y->sum);
+            __m512i sumi = _mm512_set1_epi32(y->msum8);
             for (int c = 0; c < 4; c++) {
                 sumi = _mm512_dpbusd_epi32(sumi, lo[c], _mm512_set1_epi32(c4[c]));
                 sumi = _mm512_dpbusd_epi32(sumi, hi[c], _mm512_set1_epi32(c4[4 + c]));
             }
-            const __m512 f = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(sumi), dw), _mm512_set1_ps(y->d));
-            acc[t] = _mm512_add_ps(acc[t], f);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(dw, _mm512_set1_ps(y->d)), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++)

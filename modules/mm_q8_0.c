@@ -143,7 +143,7 @@ FLUID_INLINE void tile_q8_0(const struct matmul_args *a, int r, int t0, int nt)
  * zmm), tokens t0..t0+nt-1 (MM_X16_LOOP).  AVX-512 has no vpsignb, so
  * instead of the sign trick the weights are made unsigned, w ^ 0x80 =
  * w + 128 in [0, 255], once per chunk for all tokens: vpdpbusd then sums
- * (w + 128) * x, and the sum starts at -128 * sum(x) (block_q8_0s.sum).
+ * (w + 128) * x, and the sum starts at -128 * sum(x) (16 * block_q8_0s.msum8).
  * The same exact integer, then tile_q8_0's float operations in its order:
  * bit-identical results. */
 FLUID_INLINE void tile16_q8_0(const struct matmul_args *a, int r, int t0, int nt)
@@ -164,7 +164,7 @@ FLUID_INLINE void tile16_q8_0(const struct matmul_args *a, int r, int t0, int nt
         __m512i s[MM_NT16];
         for (int t = 0; t < nt; t++) {
             y[t] = (const struct block_q8_0s *)(x + t * xs) + i;
-            s[t] = _mm512_set1_epi32(-128 * y[t]->sum);
+            s[t] = _mm512_set1_epi32(16 * y[t]->msum8);
         }
         for (int c = 0; c < 8; c++) {
             const __m512i wu = _mm512_xor_si512(flip, load_2x256(g0->qs[c], g1->qs[c]));

@@ -39,11 +39,12 @@
 #include "fluid/cpufeat.h"
 
 #define FLUID_MOD_MAGIC "FLUIDMOD"          /* 8 bytes, no NUL */
-#define FLUID_MOD_ABI_VERSION 5u          /* 2: text_bytes (W^X split); 3: Q4_0/Q8_0
+#define FLUID_MOD_ABI_VERSION 6u          /* 2: text_bytes (W^X split); 3: Q4_0/Q8_0
                                              x8 weight layout, matmul_args.n_rows;
                                              4: Q4_0 x8 in 4-byte row chunks,
                                              Q4_K x8; 5: Q8_0 x8 in 4-byte
-                                             row chunks */
+                                             row chunks; 6: block_q8_0s keeps
+                                             -8 * sum(q) (msum8) */
 #define FLUID_MOD_PAGE 4096u                /* text/data split granularity */
 #define FLUID_MOD_HEADER_BYTES 512u
 #define FLUID_MOD_MAX_ENTRIES 24

@@ -42,10 +42,12 @@ struct block_q5_1 { ggml_half d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; };
 /* Q8_0: 32 weights, w = d * q. */
 struct block_q8_0 { ggml_half d; int8_t qs[QK8_0]; };
 /* Q8_0S: Fluid's activation block for Q4_0 and Q8_0 weights: a Q8_0
- * block (same q, same f16-rounded d) with d widened to float and the sum
- * of q kept, so the dot products need neither conversion nor the sum per
- * weight tile (ggml's block_q8_1 carries d * sum for the same reason). */
-struct block_q8_0s { float d; int32_t sum; int8_t qs[QK8_0]; };
+ * block (same q, same f16-rounded d) with d widened to float and
+ * msum8 = -8 * sum(q) kept, so the dot products need neither conversion
+ * nor the sum per weight tile (ggml's block_q8_1 carries d * sum for the
+ * same reason).  -8 * sum is Q4_0's offset term (nibble - 8), ready to
+ * broadcast from memory; Q8_0's unsigned tiles take 16 * msum8. */
+struct block_q8_0s { float d; int32_t msum8; int8_t qs[QK8_0]; };
 /* Q8_1: activation blocks for Q4_1/Q5_1 (never stored in GGUF):
  * w = d * q; s = d * sum(q), both f16. */
 struct block_q8_1 { ggml_half d, s; int8_t qs[QK8_1]; };

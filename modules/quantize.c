@@ -62,8 +62,8 @@ void quantize_q8_0(const float *x, void *y, int n)
 
 /* Q8_0S (ops.h block_q8_0s): the blocks quantize_q8_0 makes, with d
  * widened to float after its f16 rounding (the value the dot products
- * use) and the sum of the 32 q. */
-/* One Q8_0S block: quantize_q8_0's, d widened, the sum of q. */
+ * use) and msum8 = -8 * the sum of the 32 q. */
+/* One Q8_0S block: quantize_q8_0's, d widened, -8 * the sum of q. */
 static void q8_0s_block(const float *x, struct block_q8_0s *b)
 {
     struct block_q8_0 q;
@@ -72,7 +72,7 @@ static void q8_0s_block(const float *x, struct block_q8_0s *b)
     for (int j = 0; j < QK8_0; j++)
         sum += b->qs[j] = q.qs[j];
     b->d = fp16_to_fp32(q.d);
-    b->sum = sum;
+    b->msum8 = -8 * sum;
 }
 
 #if defined(FLUID_AVX2)
@@ -129,7 +129,7 @@ void quantize_q8_0s(const float *x, void *y, int n)
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
         b[i].d = fp16_to_fp32(fp32_to_fp16(d));
-        b[i].sum = _mm_cvtsi128_si32(s4);
+        b[i].msum8 = -8 * _mm_cvtsi128_si32(s4);
     }
 }
 #else

@@ -30,7 +30,7 @@ BLOCK = {  # type -> (weights per block, numpy dtype of one block)
                             ("d", "<f2")])),
     "q8_K": (256, np.dtype([("d", "<f4"), ("qs", "i1", 256), ("bsums", "<i2", 16)])),
     # Fluid's activation block for Q4_0/Q8_0 weights (modules/ops.h)
-    "q8_0s": (32, np.dtype([("d", "<f4"), ("sum", "<i4"), ("qs", "i1", 32)])),
+    "q8_0s": (32, np.dtype([("d", "<f4"), ("msum8", "<i4"), ("qs", "i1", 32)])),
 }
 ACT = {"f32": "f32", "f16": "f16", "q8_0": "q8_0s", "q4_0": "q8_0s", "q5_0": "q8_0",
        "q4_1": "q8_1", "q5_1": "q8_1", "q2_K": "q8_K", "q3_K": "q8_K",
@@ -212,12 +212,12 @@ def quantize_q8_0(x):
 
 
 def quantize_q8_0s(x):
-    """Q8_0 blocks with d widened to float32 and the sum of q."""
+    """Q8_0 blocks with d widened to float32 and msum8 = -8 * the sum of q."""
     b = np.frombuffer(quantize_q8_0(x), BLOCK["q8_0"][1])
     out = np.zeros(len(b), BLOCK["q8_0s"][1])
     out["d"] = b["d"].astype(F32)
     out["qs"] = b["qs"]
-    out["sum"] = b["qs"].astype(np.int32).sum(axis=1)
+    out["msum8"] = -8 * b["qs"].astype(np.int32).sum(axis=1)
     return out.tobytes()
 
 

@@ -513,7 +513,7 @@ double tune_work_compare(const struct tune_work *w, const uint8_t *ref, int *ok)
             int sum = 0;
             for (int j = 0; j < QK8_0; j++)
                 sum += y->qs[j];
-            if (sum != y->sum)
+            if (-8 * sum != y->msum8)
                 *ok = 0;
         }
         if (!(__builtin_fabs((double)dy - dr) <= TUNE_TOLERANCE * __builtin_fabs((double)dr)))
