@@ -29,7 +29,7 @@ extern struct cpu_info cpu;
  * (libllvmlibc-19-dev) has its float math (expf, powf, sinf, cosf, exp2f)
  * built with AVX, AVX2 and FMA instructions, so the kernel runs on an
  * x86-64-v3 CPU or above whatever its modules need (objdump shows them;
- * tests/hosted/test_cpu_models.py boots older CPU models in qemu-user). */
+ * tests/hosted/test_hosted.py boots older CPU models in qemu-user). */
 #define FLUID_KERNEL_FEATURES (FEAT_BIT(AVX) | FEAT_BIT(AVX2) | FEAT_BIT(FMA))
 
 /* Every feature bit CPUID reports, whether or not its state is enabled. */
