@@ -63,9 +63,25 @@
 
 /* Software prefetch distance of the decode-bound loops (x8 tiles, K-quant
  * rows), bytes ahead of the block being read (0: none, the hardware
- * prefetcher alone).  4096 measured on the Zen 3 host, `make mmbench`, 2
- * threads, medians: Q4_0 decode pass 44.6 -> 36.9 ms, Q4_K 48.9 -> 36.5,
- * Q8_0 63.6 -> 56.9; prefill unchanged (its weights come from L1). */
+ * prefetcher alone).  A module may set its own before including this
+ * file, from the per-type values here; a -DMM_PREFETCH_BYTES=N build
+ * (mmbench experiments) overrides them all.  The default, 4096, was
+ * measured on the Zen 3 host (`make mmbench`, 2 threads, medians: Q4_0
+ * decode pass 44.6 -> 36.9 ms, Q4_K 48.9 -> 36.5, Q8_0 63.6 -> 56.9;
+ * prefill unchanged: its weights come from L1); on the Zen 5 host 2048
+ * to 8192 were alike.  On the Xeon host the best distance depends on the
+ * block size (Fluid `bench`, decode tg64, 6 alternating rounds, against
+ * 4096): Q4_0 x8 (144-byte blocks) 2048, +7 %; Q8_0 x8 (272) 2048,
+ * +14 %; Q4_K x8 (1152) 16384, +24 % (8192 was worse than 4096 for all
+ * three).  Prefill moved by 2 % or less.  Which distance a CPU wants is
+ * a `tune` question (ROADMAP). */
+#define MM_PREFETCH_Q4_0 2048
+#define MM_PREFETCH_Q8_0 2048
+#define MM_PREFETCH_Q4_K 16384
+#ifdef MM_PREFETCH_OVERRIDE
+#undef MM_PREFETCH_BYTES
+#define MM_PREFETCH_BYTES MM_PREFETCH_OVERRIDE
+#endif
 #ifndef MM_PREFETCH_BYTES
 #define MM_PREFETCH_BYTES 4096
 #endif

@@ -19,6 +19,7 @@
  * with no horizontal adds; plus msum8 = -8 * sum(q8) (kept in the Q8_0S
  * block).
  */
+#define MM_PREFETCH_BYTES MM_PREFETCH_Q4_0   /* mm_common.h: per block size */
 #include "half.h"
 #include "mm_common.h"
 

@@ -23,12 +23,7 @@
  * [row0, row1) runs the same tile, so a row's result never depends on
  * the split.
  */
-/* Prefetch 16 KiB ahead, not mm_common.h's 4 KiB: a Q4_K x8 block is
- * 1152 bytes, 8 times Q4_0's, and on the Xeon host decode of the
- * TinyLlama-shaped Q4_K_M streamed 14-16 of 25 GB/s at 4 KiB (8 KiB:
- * worse; 32 KiB: a little below 16).  Fluid `bench`, 6 alternating rounds:
- * tg64 27.7 -> 34.4 tok/s, pp128 +2 %.  Not measured on the Zen 5 host. */
-#define MM_PREFETCH_BYTES 16384
+#define MM_PREFETCH_BYTES MM_PREFETCH_Q4_K   /* mm_common.h: per block size */
 #include "half.h"
 #include "mm_common.h"
 

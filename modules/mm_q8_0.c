@@ -15,6 +15,7 @@
  * maddubs pair sum is then at most 2 * 128 * 127 < 2^15.  On AVX-512 VNNI
  * prefill runs 16 rows at once in zmm (tile16_q8_0), w + 128 unsigned.
  */
+#define MM_PREFETCH_BYTES MM_PREFETCH_Q8_0   /* mm_common.h: per block size */
 #include "half.h"
 #include "mm_common.h"
 
