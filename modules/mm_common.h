@@ -64,7 +64,7 @@
 /* Software prefetch distance of the decode-bound loops (x8 tiles, K-quant
  * rows), bytes ahead of the block being read (0: none, the hardware
  * prefetcher alone).  A module may set its own before including this
- * file, from the per-type values here; a -DMM_PREFETCH_BYTES=N build
+ * file, from the per-type values here; a -DMM_PREFETCH_OVERRIDE=N build
  * (mmbench experiments) overrides them all.  The default, 4096, was
  * measured on the Zen 3 host (`make mmbench`, 2 threads, medians: Q4_0
  * decode pass 44.6 -> 36.9 ms, Q4_K 48.9 -> 36.5, Q8_0 63.6 -> 56.9;
