@@ -20,8 +20,9 @@ from image_craft import CASES, craft
 EXIT_CLEAN, EXIT_FAILURE, EXIT_USAGE = 1, 3, 2
 
 
-def run_hosted(args, stdin=b"", timeout=60):
-    p = subprocess.run([HOSTED, *map(str, args)], input=stdin, capture_output=True, timeout=timeout)
+def run_hosted(args, stdin=b"", timeout=60, wrapper=()):
+    """fluid-hosted ARGS (under `wrapper`, e.g. qemu-user): (status, output)."""
+    p = subprocess.run([*wrapper, HOSTED, *map(str, args)], input=stdin, capture_output=True, timeout=timeout)
     return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
 
 
@@ -106,12 +107,10 @@ def test_cpu_tag_limits_the_instruction_sets(tiny_image):
 QEMU_USER = shutil.which("qemu-x86_64")   # Debian's qemu-user (tools/install-deps.sh)
 
 
-def run_as_cpu_model(model, image, stdin, timeout=300):
+def run_as_cpu_model(model, image, stdin):
     """fluid-hosted under qemu-user's TCG as QEMU CPU `model`: unlike
     --cpu, an instruction that model lacks really faults (SIGILL)."""
-    p = subprocess.run([QEMU_USER, "-cpu", model, HOSTED, "--test", "--threads", "2", str(image)], input=stdin,
-                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=timeout)
-    return p.returncode, p.stdout.decode("utf-8", "replace")
+    return run_hosted(["--test", "--threads", "2", image], stdin, timeout=300, wrapper=(QEMU_USER, "-cpu", model))
 
 
 @pytest.mark.skipif(not QEMU_USER, reason="needs qemu-user (qemu-x86_64): tools/install-deps.sh installs it")
