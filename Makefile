@@ -116,10 +116,40 @@ $(B)/modules/$(1)/%.fmod: $(B)/modules/$(1)/%.elf $(B)/tools/modpack
 .SECONDARY: $(MOD_NAMES:%=$(B)/modules/$(1)/%.o) $(MOD_NAMES:%=$(B)/modules/$(1)/%.elf)
 endef
 $(foreach d,$(ISA_DIRS),$(eval $(call isa_rules,$(d))))
-MOD_FILES := $(MOD_NAMES:%=$(MB)/%.fmod) $(foreach d,$(ISA_DIRS),$(MOD_NAMES:%=$(B)/modules/$(d)/%.fmod))
+
+# Alternative builds for `tune` (issue 10, part 3): the hot matrix products
+# of the v3 and v4+vnni sets again with other software-prefetch distances
+# (mm_common.h MM_PREFETCH_OVERRIDE; the best one depends on the CPU: 16 KiB
+# for Q4_K on one host, none on another).  Loaded, never run by default:
+# `tune` times them beside the defaults and keeps the fastest
+# (modules/module_abi.h FLUID_MOD_F_ALT).  A value equal to a type's
+# default is the same code, which tune lists as such.
+ALT_MODS  := mm_q4_0 mm_q8_0 mm_q4_K mm_q6_K
+ALT_ISAS  := v3 v4vnni
+ALT_PF    := 0 1024 4096 16384
+define alt_rules
+$(B)/modules/$(1)-pf$(2)/%.o: modules/%.c $(MOD_HDRS) Makefile | deps
+	@mkdir -p $$(dir $$@)
+	@echo "  MODCC   $$< ($(ISA_TAG_$(1)), prefetch $(2))"
+	@$$(CC) $$(MOD_CFLAGS) -O$(ISA_OPT) $(ISA_FLAGS_$(1)) -DMM_PREFETCH_OVERRIDE=$(2) -c $$< -o $$@
+
+$(B)/modules/$(1)-pf$(2)/%.elf: $(B)/modules/$(1)-pf$(2)/%.o $(MB)/modrt.o modules/module.ld
+	@$$(LD) $$(MOD_LDFLAGS) $$< $(MB)/modrt.o -o $$@
+
+$(B)/modules/$(1)-pf$(2)/%.fmod: $(B)/modules/$(1)-pf$(2)/%.elf $(B)/tools/modpack
+	@$(B)/tools/modpack module -o $$@ --elf $$< --name $$* --march $(ISA_TAG_$(1)) --opt $(ISA_OPT) \
+	  --features tag --compiler "$$(CC_VERSION)" --alt-variant --param prefetch=$(2)
+
+.SECONDARY: $(ALT_MODS:%=$(B)/modules/$(1)-pf$(2)/%.o) $(ALT_MODS:%=$(B)/modules/$(1)-pf$(2)/%.elf)
+endef
+$(foreach d,$(ALT_ISAS),$(foreach p,$(ALT_PF),$(eval $(call alt_rules,$(d),$(p)))))
+ALT_FILES := $(foreach d,$(ALT_ISAS),$(foreach p,$(ALT_PF),$(ALT_MODS:%=$(B)/modules/$(d)-pf$(p)/%.fmod)))
+MOD_FILES := $(MOD_NAMES:%=$(MB)/%.fmod) $(foreach d,$(ISA_DIRS),$(MOD_NAMES:%=$(B)/modules/$(d)/%.fmod)) \
+  $(ALT_FILES)
 
 $(B)/modules.bin: $(MOD_FILES) $(B)/tools/modpack
-	@echo "  MODPACK $@ ($(words $(MOD_NAMES)) modules: baseline + $(words $(ISA_DIRS)) ISA levels)"
+	@echo "  MODPACK $@ ($(words $(MOD_NAMES)) modules: baseline + $(words $(ISA_DIRS)) ISA levels;" \
+	  "$(words $(ALT_FILES)) prefetch alternatives for tune)"
 	@$(B)/tools/modpack pack -o $@ $(MOD_FILES)
 
 modules: $(B)/modules.bin

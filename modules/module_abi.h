@@ -39,16 +39,18 @@
 #include "fluid/cpufeat.h"
 
 #define FLUID_MOD_MAGIC "FLUIDMOD"          /* 8 bytes, no NUL */
-#define FLUID_MOD_ABI_VERSION 6u          /* 2: text_bytes (W^X split); 3: Q4_0/Q8_0
+#define FLUID_MOD_ABI_VERSION 7u          /* 2: text_bytes (W^X split); 3: Q4_0/Q8_0
                                              x8 weight layout, matmul_args.n_rows;
                                              4: Q4_0 x8 in 4-byte row chunks,
                                              Q4_K x8; 5: Q8_0 x8 in 4-byte
                                              row chunks; 6: block_q8_0s keeps
-                                             -8 * sum(q) (msum8) */
+                                             -8 * sum(q) (msum8); 7: build
+                                             parameters (n_params, param) */
 #define FLUID_MOD_PAGE 4096u                /* text/data split granularity */
 #define FLUID_MOD_HEADER_BYTES 512u
 #define FLUID_MOD_MAX_ENTRIES 24
 #define FLUID_MOD_MAX_SHAPES 8
+#define FLUID_MOD_MAX_PARAMS 2
 #define FLUID_MOD_MAX_BODY (2u << 20)       /* sanity bound on body_bytes */
 #define FLUID_MOD_FILE_ALIGN 64u            /* module files in packs/slots */
 #define FLUID_MOD_INIT_SYMBOL "fluid_module_init"
@@ -106,11 +108,31 @@ enum fluid_shape_id {
     FLUID_SHAPE_ID_MAX = 8
 };
 
+/*
+ * Build parameters that are not model shapes: how a kernel is tuned, not
+ * what it computes (a different value gives the same results).  A module
+ * built with one records it, so `tune` can say which build it timed.
+ * PREFETCH: the -DMM_PREFETCH_OVERRIDE=<bytes> distance of the matrix
+ * products' software prefetch (modules/mm_common.h; 0 = none).  Append
+ * only.
+ */
+#define FLUID_PARAM_LIST(X) X(PREFETCH, 1, "prefetch")
+
+enum fluid_param_id {
+#define FLUID_PARAM_ENUM(id, num, name) FLUID_PARAM_ID_##id = num,
+    FLUID_PARAM_LIST(FLUID_PARAM_ENUM)
+#undef FLUID_PARAM_ENUM
+    FLUID_PARAM_ID_MAX = 1
+};
+
 /* Module flags. */
 #define FLUID_MOD_F_BASELINE 1u   /* built for the image's module region */
 #define FLUID_MOD_F_SHAPED 2u     /* built with shape constants */
 #define FLUID_MOD_F_ISA 4u        /* a per-ISA build in the image's module region: the
                                      loader takes the best one the CPU can run */
+#define FLUID_MOD_F_ALT 8u        /* with F_ISA: a build with other build parameters,
+                                     loaded for `tune` to time; it runs only when
+                                     a tuned choice names it */
 
 /* Entry: op id -> offset of its function inside the body. */
 struct fluid_mod_entry {
@@ -119,7 +141,7 @@ struct fluid_mod_entry {
     uint32_t offset;      /* < body_bytes */
 };
 
-/* A shape constant the module was compiled with. */
+/* A shape constant (or a build parameter) the module was compiled with. */
 struct fluid_mod_shape {
     uint16_t id;          /* enum fluid_shape_id */
     uint16_t reserved;
@@ -148,7 +170,9 @@ struct fluid_mod_header {
                                       mapped read+execute; [text_bytes,
                                       body_bytes): data + bss, read+write.
                                       A multiple of FLUID_MOD_PAGE (W^X). */
-    uint8_t reserved[24];          /* zero */
+    uint32_t n_params;             /* 0..FLUID_MOD_MAX_PARAMS */
+    struct fluid_mod_shape param[FLUID_MOD_MAX_PARAMS]; /* id: enum fluid_param_id */
+    uint8_t reserved[4];           /* zero */
     uint32_t header_crc;           /* CRC-32 (zlib) of bytes 0..507 */
 };
 

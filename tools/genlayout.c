@@ -60,9 +60,9 @@ static const struct constant constants[] = {
     NUM(FLUID_BOOTINFO_MAGIC), NUM(FLUID_E820_MAX),
     /* module_abi.h */
     STR(FLUID_MOD_MAGIC), NUM(FLUID_MOD_ABI_VERSION), NUM(FLUID_MOD_PAGE), NUM(FLUID_MOD_HEADER_BYTES),
-    NUM(FLUID_MOD_MAX_ENTRIES), NUM(FLUID_MOD_MAX_SHAPES), NUM(FLUID_MOD_MAX_BODY),
-    NUM(FLUID_MOD_FILE_ALIGN), STR(FLUID_MOD_INIT_SYMBOL), NUM(OP_COUNT), NUM(FLUID_SHAPE_ID_MAX),
-    NUM(FLUID_MOD_F_BASELINE), NUM(FLUID_MOD_F_SHAPED), NUM(FLUID_MOD_F_ISA),
+    NUM(FLUID_MOD_MAX_ENTRIES), NUM(FLUID_MOD_MAX_SHAPES), NUM(FLUID_MOD_MAX_PARAMS), NUM(FLUID_MOD_MAX_BODY),
+    NUM(FLUID_MOD_FILE_ALIGN), STR(FLUID_MOD_INIT_SYMBOL), NUM(OP_COUNT), NUM(FLUID_SHAPE_ID_MAX), NUM(FLUID_PARAM_ID_MAX),
+    NUM(FLUID_MOD_F_BASELINE), NUM(FLUID_MOD_F_SHAPED), NUM(FLUID_MOD_F_ISA), NUM(FLUID_MOD_F_ALT),
     STR(FLUID_CACHE_MAGIC), STR(FLUID_CACHE_END_MAGIC), NUM(FLUID_CACHE_VERSION),
     NUM(FLUID_CACHE_MAX_ENTRIES), NUM(FLUID_CACHE_TAG_BYTES), NUM(FLUID_CACHE_MAX_CHOICES),
     NUM(FLUID_CACHE_CHOICE_ALIGN),
@@ -86,6 +86,16 @@ static const struct {
 #define FLUID_SHAPE_ROW(id, num, name) { num, name },
     FLUID_SHAPE_LIST(FLUID_SHAPE_ROW)
 #undef FLUID_SHAPE_ROW
+};
+
+/* Build parameter id -> name (FLUID_PARAM_LIST). */
+static const struct {
+    int id;
+    const char *name;
+} params[] = {
+#define FLUID_PARAM_ROW(id, num, name) { num, name },
+    FLUID_PARAM_LIST(FLUID_PARAM_ROW)
+#undef FLUID_PARAM_ROW
 };
 
 struct field {
@@ -140,7 +150,8 @@ static const struct layout layouts[] = {
            F(MH, magic), F(MH, abi_version), F(MH, header_bytes), F(MH, name), F(MH, march),
            F(MH, compiler), F(MH, features), F(MH, opt_level), F(MH, flags), F(MH, body_bytes),
            F(MH, init_offset), F(MH, n_entries), F(MH, n_shapes), F(MH, entry), F(MH, shape),
-           F(MH, sha256), F(MH, text_bytes), F(MH, reserved), F(MH, header_crc)),
+           F(MH, sha256), F(MH, text_bytes), F(MH, n_params), F(MH, param), F(MH, reserved),
+           F(MH, header_crc)),
     LAYOUT("CACHE_SLOT", CS, "FLUID_MODULE_ABI_H",
            F(CS, magic), F(CS, version), F(CS, header_bytes), F(CS, generation), F(CS, slot_bytes),
            F(CS, n_entries), F(CS, registry_offset), F(CS, registry_bytes), F(CS, registry_sha256),
@@ -283,6 +294,10 @@ static void gen_py(void)
     printf("SHAPES = {  # shape constant id -> name (module header, -DFLUID_SHAPE_<NAME>)\n");
     for (size_t i = 0; i < COUNT(shapes); i++)
         printf("    %d: \"%s\",\n", shapes[i].id, shapes[i].name);
+    printf("}\n\n");
+    printf("PARAMS = {  # build parameter id -> name (module header param[])\n");
+    for (size_t i = 0; i < COUNT(params); i++)
+        printf("    %d: \"%s\",\n", params[i].id, params[i].name);
     printf("}\n\n");
     for (size_t i = 0; i < COUNT(layouts); i++) {
         const struct layout *l = &layouts[i];

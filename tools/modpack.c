@@ -5,7 +5,8 @@
  *
  *   modpack module -o OUT.fmod --elf IN.elf --name NAME --march TAG --opt N
  *           --features "SSE SSE2 ..." [--compiler STR] [--baseline]
- *           [--shape NAME=VALUE]...
+ *           [--shape NAME=VALUE]... [--isa-variant] [--alt-variant]
+ *           [--param NAME=VALUE]...
  *   modpack pack -o OUT.bin A.fmod B.fmod ...
  *   modpack info FILE...                 print module headers (files or packs)
  *
@@ -134,6 +135,22 @@ static int shape_by_name(const char *s)
     FLUID_SHAPE_LIST(SH)
 #undef SH
     return -1;
+}
+
+static int param_by_name(const char *s)
+{
+#define PR(id, num, name) if (strcmp(s, name) == 0 || strcmp(s, #id) == 0) return num;
+    FLUID_PARAM_LIST(PR)
+#undef PR
+    return -1;
+}
+
+static const char *param_name(int id)
+{
+#define PRN(i, num, name) if (id == num) return name;
+    FLUID_PARAM_LIST(PRN)
+#undef PRN
+    return "?";
 }
 
 static const char *shape_name(int id)
@@ -330,6 +347,10 @@ static int cmd_module(int argc, char **argv)
             h.flags |= FLUID_MOD_F_ISA;
             continue;
         }
+        if (!strcmp(k, "--alt-variant")) {   /* tune's alternative: run only when chosen */
+            h.flags |= FLUID_MOD_F_ISA | FLUID_MOD_F_ALT;
+            continue;
+        }
         if (i + 1 >= argc)
             die("option %s needs a value", k);
         const char *v = argv[++i];
@@ -362,6 +383,23 @@ static int cmd_module(int argc, char **argv)
             h.shape[h.n_shapes].value = (uint32_t)val;
             h.n_shapes++;
             h.flags |= FLUID_MOD_F_SHAPED;
+        } else if (!strcmp(k, "--param")) {
+            char nm[32];
+            const char *eq = strchr(v, '=');
+            if (!eq || (size_t)(eq - v) >= sizeof nm)
+                die("--param wants NAME=VALUE, not '%s'", v);
+            memcpy(nm, v, (size_t)(eq - v));
+            nm[eq - v] = 0;
+            int id = param_by_name(nm);
+            char *e;
+            long val = strtol(eq + 1, &e, 10);
+            if (id < 0 || *e || eq[1] == 0 || val < 0 || val > (long)FLUID_MOD_MAX_BODY)
+                die("bad build parameter '%s'", v);
+            if (h.n_params >= FLUID_MOD_MAX_PARAMS)
+                die("more than %d build parameters", FLUID_MOD_MAX_PARAMS);
+            h.param[h.n_params].id = (uint16_t)id;
+            h.param[h.n_params].value = (uint32_t)val;
+            h.n_params++;
         } else
             die("unknown option %s", k);
     }
@@ -473,6 +511,8 @@ static void print_module(const uint8_t *p, size_t off)
     printf("\n");
     for (uint32_t s = 0; s < h.n_shapes && s < FLUID_MOD_MAX_SHAPES; s++)
         printf("          shape %s = %u\n", shape_name(h.shape[s].id), h.shape[s].value);
+    for (uint32_t s = 0; s < h.n_params && s < FLUID_MOD_MAX_PARAMS; s++)
+        printf("          param %s = %u\n", param_name(h.param[s].id), h.param[s].value);
 }
 
 static int cmd_info(int argc, char **argv)
@@ -503,7 +543,8 @@ int main(int argc, char **argv)
     if (argc >= 2 && !strcmp(argv[1], "info"))
         return cmd_info(argc, argv);
     fprintf(stderr, "usage: modpack module -o OUT.fmod --elf IN.elf --name N --march TAG --opt N "
-                    "--features \"...\" [--compiler S] [--baseline] [--shape NAME=V]...\n"
+                    "--features \"...\" [--compiler S] [--baseline] [--isa-variant] [--alt-variant]\n"
+                    "              [--shape NAME=V]... [--param NAME=V]...\n"
                     "       modpack pack -o OUT.bin A.fmod ...\n"
                     "       modpack info FILE...\n");
     return 2;

@@ -134,13 +134,17 @@ def parse_module(buf, off=0, avail=None):
     for i in range(min(MH.get(h, "n_shapes"), L.FLUID_MOD_MAX_SHAPES)):
         base = MH.off("shape") + MS.size * i
         shapes[MS.get(h, "id", base)] = MS.get(h, "value", base)
+    params = {}
+    for i in range(min(MH.get(h, "n_params"), L.FLUID_MOD_MAX_PARAMS)):
+        base = MH.off("param") + MS.size * i
+        params[L.PARAMS.get(MS.get(h, "id", base), "?")] = MS.get(h, "value", base)
     for i in range(min(MH.get(h, "n_entries"), L.FLUID_MOD_MAX_ENTRIES)):
         base = MH.off("entry") + ME.size * i
         entries.append((ME.get(h, "op", base), ME.get(h, "offset", base)))
     return dict(name=cstr(MH.get(h, "name")), march=cstr(MH.get(h, "march")), compiler=cstr(MH.get(h, "compiler")),
                 features=MH.get(h, "features"), opt=MH.get(h, "opt_level"), flags=MH.get(h, "flags"),
                 body_bytes=body_bytes, sha256=sha, file=bytes(buf[off:off + MOD_HEADER_BYTES + body_bytes]),
-                shapes=shapes, entries=entries, abi=MH.get(h, "abi_version"),
+                shapes=shapes, params=params, entries=entries, abi=MH.get(h, "abi_version"),
                 header_bytes=MH.get(h, "header_bytes"), text_bytes=MH.get(h, "text_bytes"))
 
 

@@ -88,9 +88,23 @@ def test_module_region_covers_every_op_once_per_level(harness):
     -v4+vnni, each set covering every op exactly once, each module
     requiring exactly what its tag implies."""
     data = (BUILD / "modules.bin").read_bytes()
-    off, seen, names = 0, {}, {}
+    off, seen, names, alts = 0, {}, {}, []
     while off < len(data):
         m = pgo.parse_module(data, off)
+        if m["flags"] & L.FLUID_MOD_F_ALT:
+            # tune's alternatives (Makefile ALT_*): after every level, each a
+            # per-ISA build of a matrix product with a prefetch distance.
+            assert list(seen) == ["baseline", "x86-64-v2", "x86-64-v3", "x86-64-v4+vnni"], m["name"]
+            assert m["flags"] & L.FLUID_MOD_F_ISA and m["opt"] == 2 and m["abi"] == ABI_VERSION
+            assert m["name"].startswith("mm_") and set(m["params"]) == {"prefetch"}, m
+            sub = {"x86-64-v3": "v3", "x86-64-v4+vnni": "v4vnni"}[m["march"]]
+            f = BUILD / "modules" / f"{sub}-pf{m['params']['prefetch']}" / f"{m['name']}.fmod"
+            assert f.read_bytes() == m["file"]
+            assert run(harness, "module", f, "0xffffffffffffffff").startswith(f"ok {m['name']}")
+            alts.append((m["name"], m["march"], m["params"]["prefetch"]))
+            off = (off + len(m["file"]) + 63) // 64 * 64
+            continue
+        assert not m["params"], f"{m['name']}: build parameters outside an alternative"
         if m["flags"] & L.FLUID_MOD_F_BASELINE:
             level = "baseline"
             assert m["march"] == "x86-64" and m["opt"] == 1, m["name"]
@@ -118,6 +132,11 @@ def test_module_region_covers_every_op_once_per_level(harness):
     for level, ops in seen.items():
         assert sorted(ops) == sorted(OPS), f"{level}: every op exactly once"
         assert sorted(names[level]) == srcs, f"{level}: one module per source file"
+    # Every hot matrix product has several distances on both AVX2 levels.
+    for name in ("mm_q4_0", "mm_q8_0", "mm_q4_K", "mm_q6_K"):
+        for march in ("x86-64-v3", "x86-64-v4+vnni"):
+            pf = sorted(p for n, a, p in alts if (n, a) == (name, march))
+            assert len(pf) >= 3 and len(set(pf)) == len(pf) and 0 in pf, (name, march, pf)
 
 
 def test_modpack_accepts_a_clean_module(tmp_path, mf, harness):
@@ -133,6 +152,16 @@ def test_modpack_accepts_a_clean_module(tmp_path, mf, harness):
     assert run(harness, "module", out).split() == ["ok", "good", "add"]
     info = subprocess.run([str(MODPACK), "info", str(out)], capture_output=True, text=True, check=True).stdout
     assert "add@0x" in info and "shape n_embd = 64" in info
+    # An alternative build for tune: flags and its prefetch distance.
+    p = modpack(elf, out, "alt", "--alt-variant", "--param", "prefetch=4096")
+    assert p.returncode == 0, p.stderr
+    m = pgo.parse_module(out.read_bytes())
+    assert m["params"] == {"prefetch": 4096} and m["flags"] & L.FLUID_MOD_F_ALT and m["flags"] & L.FLUID_MOD_F_ISA
+    info = subprocess.run([str(MODPACK), "info", str(out)], capture_output=True, text=True, check=True).stdout
+    assert "param prefetch = 4096" in info
+    for bad in ("prefetch=-1", "prefetch=", "speed=3", "prefetch"):
+        p = modpack(elf, out, "alt", "--param", bad)
+        assert p.returncode != 0 and ("--param" in p.stderr or "build parameter" in p.stderr), (bad, p.stderr)
 
 
 def test_modpack_refuses_data_relocations(tmp_path, mf):
@@ -196,6 +225,25 @@ def test_module_checks_reject_damage(harness, tmp_path):
     f = tmp_path / "text.fmod"
     f.write_bytes(bad)
     assert "text size" in run(harness, "module", f)
+    # Build parameters (an alternative's prefetch distance): each bad field
+    # alone, the header re-sealed, so only that check can refuse it.
+    alt = (BUILD / "modules" / "v3-pf0" / "mm_q4_0.fmod").read_bytes()
+    (tmp_path / "alt.fmod").write_bytes(alt)
+    assert run(harness, "module", tmp_path / "alt.fmod", "0xffffffffffffffff").startswith("ok mm_q4_0")
+    pbase = MH.off("param")
+    for name, edit, want in (
+            ("n_params", lambda b: MH.put(b, "n_params", L.FLUID_MOD_MAX_PARAMS + 1), "build parameters (at most"),
+            ("param id", lambda b: b.__setitem__(slice(pbase, pbase + 2), (9).to_bytes(2, "little")),
+             "build parameter 0: bad id 9"),
+            ("alt flag", lambda b: MH.put(b, "flags", L.FLUID_MOD_F_ALT), "outside the image's per-ISA set"),
+            ("reserved", lambda b: b.__setitem__(MH.off("reserved"), 1), "reserved header bytes")):
+        bad = bytearray(alt)
+        edit(bad)
+        MH.put(bad, "header_crc", zlib.crc32(bytes(bad[:MH.off("header_crc")])))
+        f = tmp_path / "param.fmod"
+        f.write_bytes(bad)
+        out = run(harness, "module", f, "0xffffffffffffffff")
+        assert out.startswith("reject") and want in out, (name, out)
     f = tmp_path / "trunc.fmod"
     f.write_bytes(good[:len(good) // 2])
     assert "truncated" in run(harness, "module", f)

@@ -7,6 +7,7 @@
 #include "llm/llama_model.h"
 #include "mod/cache.h"
 #include "mod/loader.h"
+#include "mod/modfmt.h"
 #include "mod/optab.h"
 #include "plat/plat.h"
 
@@ -73,7 +74,8 @@ static void record_skipped(const struct fluid_mod_header *h, const char *variant
     struct mod_skipped *k = &mods.skipped[mods.n_skipped++];
     snprintf(k->name, sizeof k->name, "%s", h->name);
     snprintf(k->march, sizeof k->march, "%s", h->march);
-    k->variant = variant;
+    modfmt_param_label(h, k->label, sizeof k->label);
+    k->variant = (h->flags & FLUID_MOD_F_ALT) && k->label[0] ? k->label : variant;
     k->opt_level = (int)h->opt_level;
     k->ops = 0;
     for (uint32_t i = 0; i < h->n_entries; i++)
@@ -97,6 +99,8 @@ static int load_module(const void *p, size_t avail, const char *variant, uint64_
     *file_bytes = v.file_bytes;
     if (v.h.flags & FLUID_MOD_F_ISA)
         variant = "image";
+    if (v.h.flags & FLUID_MOD_F_ALT)
+        install = 0;   /* tune's alternative: serves an op only when chosen */
     if (modfmt_check_features(&v.h, cpu.features, why, sizeof why) != 0) {
         if ((v.h.flags & FLUID_MOD_F_ISA) || !install) {
             record_skipped(&v.h, variant, why);
@@ -135,7 +139,8 @@ static int load_module(const void *p, size_t avail, const char *variant, uint64_
     snprintf(m->march, sizeof m->march, "%s", v.h.march);
     snprintf(m->compiler, sizeof m->compiler, "%s", v.h.compiler);
     sha256_hex(v.h.sha256, 8, m->hash);
-    m->variant = variant;
+    modfmt_param_label(&v.h, m->label, sizeof m->label);
+    m->variant = (v.h.flags & FLUID_MOD_F_ALT) && m->label[0] ? m->label : variant;
     m->generation = generation;
     m->features = v.h.features;
     m->opt_level = (int)v.h.opt_level;
@@ -193,7 +198,14 @@ static void load_baseline(void)
         uint32_t used;
         int n0 = mods.n_loaded;
         int rc = mod_load_one(base + off, bytes - off, "baseline", 0, what, &used);
-        if (rc == 0 && (mods.loaded[n0].flags & FLUID_MOD_F_ISA)) {
+        /* Checked (loaded or for other CPUs): its header is whole. */
+        int alt = (rc == 0 || rc == MOD_NOT_FOR_THIS_CPU) &&
+                  (((const struct fluid_mod_header *)(base + off))->flags & FLUID_MOD_F_ALT);
+        if (alt && rc == 0) {
+            mods.alt_loaded++;
+        } else if (alt) {
+            mods.alt_skipped++;   /* an alternative for other CPUs */
+        } else if (rc == 0 && (mods.loaded[n0].flags & FLUID_MOD_F_ISA)) {
             mods.isa_loaded++;
             if (!strstr(isa_tags, mods.loaded[n0].march) && strlen(isa_tags) + 50 < sizeof isa_tags)
                 snprintf(isa_tags + strlen(isa_tags), sizeof isa_tags - strlen(isa_tags), "%s%s",
@@ -219,6 +231,9 @@ static void load_baseline(void)
         kprintf("modules: %d per-ISA builds loaded (%s), %d left for other CPUs; each op runs the "
                 "highest this CPU (%s) allows\n", mods.isa_loaded, isa_tags[0] ? isa_tags : "none",
                 mods.isa_skipped, cpu.tag);
+    if (mods.alt_loaded || mods.alt_skipped)
+        kprintf("modules: %d alternative builds (other prefetch distances) loaded for `tune`, %d left for "
+                "other CPUs; they run only when `tune` chooses one\n", mods.alt_loaded, mods.alt_skipped);
 }
 
 int mod_boot_load(void)

@@ -18,7 +18,7 @@
 
 struct llama_hparams;
 
-#define MOD_MAX_LOADED 128
+#define MOD_MAX_LOADED 192
 #define MOD_NOT_FOR_THIS_CPU -2   /* mod_load_one(): a per-ISA build for other CPUs */
 #define MOD_MAX_REJECTS 48
 #define MOD_MAX_SKIPPED 64
@@ -29,7 +29,10 @@ struct mod_loaded {
     char march[48];
     char compiler[64];
     char hash[17];               /* first 8 bytes of the body SHA-256, hex */
-    const char *variant;         /* "baseline", "image" (a per-ISA build) or "cache" */
+    const char *variant;         /* "baseline", "image" (a per-ISA build), "cache", or
+                                    its build parameters ("pf=16K": an alternative
+                                    build, FLUID_MOD_F_ALT) in label */
+    char label[16];              /* an alternative's parameters (modfmt_param_label) */
     uint64_t generation;         /* cache generation (0: baseline) */
     uint64_t features;           /* required CPU features */
     int opt_level;
@@ -50,7 +53,8 @@ struct mod_loaded {
 struct mod_skipped {
     char name[32];
     char march[48];
-    const char *variant;         /* "image" or "cache" */
+    const char *variant;         /* "image", "cache" or label */
+    char label[16];
     int opt_level;
     uint64_t ops;                /* bit op: it implements op */
     char why[120];               /* "requires AVX512F ..., which this CPU lacks" */
@@ -65,6 +69,7 @@ struct mod_reject {
 struct mod_state {
     int baseline_loaded, baseline_rejected;
     int isa_loaded, isa_skipped;   /* per-ISA builds: loaded, built for other CPUs */
+    int alt_loaded, alt_skipped;   /* alternative builds (FLUID_MOD_F_ALT), the same */
     int cache_loaded, cache_rejected;
     int n_loaded;
     struct mod_loaded loaded[MOD_MAX_LOADED];
@@ -90,6 +95,8 @@ int mod_boot_load(void);
  * SHA-256, call its init with the kernel services and point its ops' table
  * slots at it.  `variant` is "baseline" or "cache", `what` names it in
  * messages ("image" replaces it for a per-ISA build, FLUID_MOD_F_ISA).
+ * An alternative build (FLUID_MOD_F_ALT) is loaded but serves no op: it
+ * runs only when a tuned choice names it (mod/choice.h).
  * Returns 0; MOD_NOT_FOR_THIS_CPU, silently, for a per-ISA build that
  * needs features this CPU lacks; or -1 after recording and printing the
  * reason.

@@ -26,6 +26,31 @@ const char *modfmt_shape_name(int id)
     return "?";
 }
 
+const char *modfmt_param_name(int id)
+{
+#define PRN(i, num, name) if (id == num) return name;
+    FLUID_PARAM_LIST(PRN)
+#undef PRN
+    return "?";
+}
+
+void modfmt_param_label(const struct fluid_mod_header *h, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (!cap)
+        return;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < h->n_params && i < FLUID_MOD_MAX_PARAMS && n < cap; i++) {
+        uint32_t v = h->param[i].value;
+        const char *nm = h->param[i].id == FLUID_PARAM_ID_PREFETCH ? "pf" : modfmt_param_name(h->param[i].id);
+        int k = v && v % 1024 == 0 ? snprintf(buf + n, cap - n, "%s%s=%uK", n ? "," : "", nm, v / 1024)
+                                   : snprintf(buf + n, cap - n, "%s%s=%u", n ? "," : "", nm, v);
+        if (k < 0)
+            break;
+        n += (size_t)k;
+    }
+}
+
 static const char *feature_name(int bit)
 {
 #define FN(n, b, leaf, reg, bt) if (bit == b) return #n;
@@ -111,6 +136,14 @@ int modfmt_check(const void *p, size_t avail, struct mod_view *v, char *why, siz
         WHY("%u shape constants (at most %d)", h->n_shapes, FLUID_MOD_MAX_SHAPES);
         return -1;
     }
+    if (h->n_params > FLUID_MOD_MAX_PARAMS) {
+        WHY("%u build parameters (at most %d)", h->n_params, FLUID_MOD_MAX_PARAMS);
+        return -1;
+    }
+    if ((h->flags & FLUID_MOD_F_ALT) && !(h->flags & FLUID_MOD_F_ISA)) {
+        WHY("flags 0x%x: an alternative build (ALT) outside the image's per-ISA set", h->flags);
+        return -1;
+    }
     if (h->init_offset >= h->body_bytes) {
         WHY("init offset 0x%x outside the body", h->init_offset);
         return -1;
@@ -142,6 +175,17 @@ int modfmt_check(const void *p, size_t avail, struct mod_view *v, char *why, siz
     for (uint32_t i = 0; i < h->n_shapes; i++)
         if (h->shape[i].id == 0 || h->shape[i].id > FLUID_SHAPE_ID_MAX || h->shape[i].value == 0) {
             WHY("shape constant %u: bad id %u or value %u", i, h->shape[i].id, h->shape[i].value);
+            return -1;
+        }
+    for (uint32_t i = 0; i < h->n_params; i++)
+        if (h->param[i].id == 0 || h->param[i].id > FLUID_PARAM_ID_MAX || h->param[i].reserved ||
+            h->param[i].value > FLUID_MOD_MAX_BODY) {
+            WHY("build parameter %u: bad id %u or value %u", i, h->param[i].id, h->param[i].value);
+            return -1;
+        }
+    for (size_t i = 0; i < sizeof h->reserved; i++)
+        if (h->reserved[i]) {
+            WHY("reserved header bytes are not zero");
             return -1;
         }
     const uint8_t *body = (const uint8_t *)p + sizeof *h;

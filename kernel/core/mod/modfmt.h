@@ -46,6 +46,11 @@ void modfmt_feature_names(uint64_t mask, char *buf, size_t cap);
 /* Name of an op id / shape id ("mm_q4_0", "n_embd"), or "?". */
 const char *modfmt_op_name(int op);
 const char *modfmt_shape_name(int id);
+/* Name of a build parameter id (FLUID_PARAM_LIST), "?" if unknown. */
+const char *modfmt_param_name(int id);
+/* A short label of h's build parameters for tables: "pf=16K" (prefetch
+ * 16 KiB), "pf=0" (none); "" when it has none.  Writes at most cap bytes. */
+void modfmt_param_label(const struct fluid_mod_header *h, char *buf, size_t cap);
 
 /* Slot states, from the worst to valid (modfmt_slot_state_name()). */
 enum cache_slot_state {

@@ -35,7 +35,7 @@
 
 #define TUNE_REPS 5             /* default repetitions per variant */
 #define TUNE_MAX_REPS 32
-#define TUNE_MAX_VARIANTS 16    /* variants of one op (loaded and skipped) */
+#define TUNE_MAX_VARIANTS 32    /* variants of one op (loaded and skipped) */
 #define TUNE_CUT 2.0
 
 enum tune_status {
