@@ -263,14 +263,20 @@ struct fluid_cache_entry {
     uint32_t flags;
 };
 
-/* A tuned choice, 160 bytes: for op `op`, run the module whose body
- * hashes to sha256 (name, march, opt_level and flags repeat its header,
- * for messages).  Cycle counts are TSC cycles per workload unit (tune.h:
- * one decode token plus one prefill token of this op's calls on the
- * model's shapes), minima over repetitions. */
+/* A tuned choice, 160 bytes: for op `op`'s calls of `phase`, run the
+ * module whose body hashes to sha256 (name, march, opt_level and flags
+ * repeat its header, for messages).  Cycle counts are TSC cycles per token
+ * of this op's calls on the model's shapes (mod/tune_work.h), minima over
+ * repetitions.  A matrix product has up to two choices: FLUID_CHOICE_ALL
+ * (timed on a prefill batch) and FLUID_CHOICE_DECODE for its one-token
+ * calls, since the kernel fastest for one differs from the other's (a
+ * build that waits less on memory can lose a third of prefill speed).
+ * At most one choice per (op, phase). */
+#define FLUID_CHOICE_ALL 0u                /* every call (none with DECODE below) */
+#define FLUID_CHOICE_DECODE 1u             /* calls with one token (decode steps) */
 struct fluid_cache_choice {
     uint16_t op;                   /* enum fluid_op */
-    uint16_t reserved0;
+    uint16_t phase;                /* FLUID_CHOICE_*; 0 in slots before phases */
     uint32_t opt_level;            /* -O level of the chosen module */
     char module[32];               /* its name */
     char march[48];                /* its -march tag */

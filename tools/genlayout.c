@@ -65,7 +65,7 @@ static const struct constant constants[] = {
     NUM(FLUID_MOD_F_BASELINE), NUM(FLUID_MOD_F_SHAPED), NUM(FLUID_MOD_F_ISA), NUM(FLUID_MOD_F_ALT),
     STR(FLUID_CACHE_MAGIC), STR(FLUID_CACHE_END_MAGIC), NUM(FLUID_CACHE_VERSION),
     NUM(FLUID_CACHE_MAX_ENTRIES), NUM(FLUID_CACHE_TAG_BYTES), NUM(FLUID_CACHE_MAX_CHOICES),
-    NUM(FLUID_CACHE_CHOICE_ALIGN),
+    NUM(FLUID_CACHE_CHOICE_ALIGN), NUM(FLUID_CHOICE_ALL), NUM(FLUID_CHOICE_DECODE),
     /* smp/trampoline.h */
     ADDR(SMP_TRAMPOLINE_ADDR), ADDR(SMP_TRAMPOLINE_MAX),
 };
@@ -159,7 +159,7 @@ static const struct layout layouts[] = {
            F(CS, choice_sha256), F(CS, choice_tag), F(CS, choice_cpu), F(CS, choice_model_id),
            F(CS, choice_tsc_hz), F(CS, reserved), F(CS, header_crc)),
     LAYOUT("CACHE_CHOICE", CC, "FLUID_MODULE_ABI_H",
-           F(CC, op), F(CC, reserved0), F(CC, opt_level), F(CC, module), F(CC, march), F(CC, sha256),
+           F(CC, op), F(CC, phase), F(CC, opt_level), F(CC, module), F(CC, march), F(CC, sha256),
            F(CC, flags), F(CC, reserved1), F(CC, cycles), F(CC, default_cycles), F(CC, reserved)),
     LAYOUT("CACHE_ENTRY", CE, "FLUID_MODULE_ABI_H",
            F(CE, tag), F(CE, name), F(CE, offset), F(CE, bytes), F(CE, sha256), F(CE, opt_level),

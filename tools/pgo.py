@@ -558,7 +558,8 @@ def cmd_cache_info(a):
                     print(f"    tuned choices: {len(inf['choices'])}, measured on {m['choice_tag']} "
                           f"({m['choice_cpu']}), model {m['choice_model_id']}")
                     for c in inf["choices"]:
-                        print(f"    tuned {c['op_name']:<14} {c['module']:<12} {c['march']:<16} -O{c['opt']} "
+                        name = c["op_name"] + (" decode" if c["phase"] == L.FLUID_CHOICE_DECODE else "")
+                        print(f"    tuned {name:<14} {c['module']:<12} {c['march']:<16} -O{c['opt']} "
                               f"sha256 {c['sha256'].hex()[:16]} {c['cycles']} cycles (default {c['default_cycles']})")
             else:
                 print(f"slot {i}: {s['state']}: {s['why']}")

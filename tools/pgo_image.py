@@ -204,7 +204,7 @@ def parse_slot(data):
 
 def parse_choices(data, h):
     """The tuned choices of a checked slot (the kernel's `tune`; as
-    modfmt_slot_choices checks them): ([dict(op, op_name, module, march,
+    modfmt_slot_choices checks them): ([dict(op, phase, op_name, module, march,
     opt, flags, sha256, cycles, default_cycles)], None), or ([], reason)
     when the table is damaged (the slot's modules stay usable)."""
     off, n = CS.get(h, "choice_offset"), CS.get(h, "n_choices")
@@ -214,10 +214,12 @@ def parse_choices(data, h):
     out = []
     for i in range(n):
         b = table[i * CC.size:(i + 1) * CC.size]
-        op = CC.get(b, "op")
-        if op >= L.OP_COUNT or any(c["op"] == op for c in out):
-            return [], f"tuned choice {i}: op {op} unknown or repeated"
-        out.append(dict(op=op, op_name=L.OPS[op], module=cstr(CC.get(b, "module")), march=cstr(CC.get(b, "march")),
+        op, phase = CC.get(b, "op"), CC.get(b, "phase")
+        if op >= L.OP_COUNT or phase > L.FLUID_CHOICE_DECODE or any((c["op"], c["phase"]) == (op, phase)
+                                                                    for c in out):
+            return [], f"tuned choice {i}: op {op} (phase {phase}) unknown or repeated"
+        out.append(dict(op=op, phase=phase, op_name=L.OPS[op], module=cstr(CC.get(b, "module")),
+                        march=cstr(CC.get(b, "march")),
                         opt=CC.get(b, "opt_level"), flags=CC.get(b, "flags"), sha256=CC.get(b, "sha256"),
                         cycles=CC.get(b, "cycles"), default_cycles=CC.get(b, "default_cycles")))
     return out, None
@@ -265,7 +267,7 @@ def build_slot(generation, entries, model_id, choices=(), choice_meta=None):
         body += bytes(choice_off - end)
         for c in choices:
             r = bytearray(CC.size)
-            for f, v in (("op", c["op"]), ("opt_level", c["opt"]), ("module", c["module"].encode()),
+            for f, v in (("op", c["op"]), ("phase", c.get("phase", L.FLUID_CHOICE_ALL)), ("opt_level", c["opt"]), ("module", c["module"].encode()),
                          ("march", c["march"].encode()), ("sha256", c["sha256"]), ("flags", c["flags"]),
                          ("cycles", c["cycles"]), ("default_cycles", c["default_cycles"])):
                 CC.put(r, f, v)

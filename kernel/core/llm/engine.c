@@ -282,7 +282,9 @@ static void linear_n(struct engine *e, const struct llama_tensor *const *W, floa
         struct matmul_args a = { .w = W[k]->data, .w_row_bytes = W[k]->row_bytes, .x = e->act, .x_row_bytes = arb,
                                  .y = Y[k], .ldy = W[k]->ne1, .n_in = (int)W[k]->ne0, .row0 = 0,
                                  .row1 = (int)W[k]->ne1, .n_tok = n, .n_rows = (int)W[k]->ne1 };
-        job_add(&j, mop, optab[mop].fn, &a);
+        /* one token: a decode step (or a prefill's logits), which may run a
+         * variant tuned for it (mod/optab.h dec) */
+        job_add(&j, mop, n == 1 ? optab[mop].dec.fn : optab[mop].fn, &a);
     }
     plat_parallel_for(j.first[j.count], mm_rows, &j);
     if (rest)

@@ -60,36 +60,48 @@ void choice_boot_apply(const uint8_t *slot, const struct fluid_cache_slot *h)
     char changed[768];
     int nchanged = 0, len = 0, missing = 0;
     changed[0] = 0;
-    for (int i = 0; i < n; i++) {
-        const struct fluid_cache_choice *c = &choices.c[i];
-        struct mod_loaded *m = mod_find(c->sha256, c->op);
-        char hash[17];
-        sha256_hex(c->sha256, 8, hash);
-        if (!m) {
-            kprintf("tune: the tuned choice for %s (%s %s -O%u, %s) is not among this image's modules; its "
-                    "default runs\n", modfmt_op_name(c->op), c->module, c->march, c->opt_level, hash);
-            missing++;
-            continue;
+    /* every call first, then the one-token calls (decode choices) */
+    for (unsigned phase = FLUID_CHOICE_ALL; phase <= FLUID_CHOICE_DECODE; phase++)
+        for (int i = 0; i < n; i++) {
+            const struct fluid_cache_choice *c = &choices.c[i];
+            if (c->phase != phase)
+                continue;
+            int dec = phase == FLUID_CHOICE_DECODE;
+            struct mod_loaded *m = mod_find(c->sha256, c->op);
+            char hash[17];
+            sha256_hex(c->sha256, 8, hash);
+            if (!m) {
+                kprintf("tune: the tuned choice for %s%s (%s %s -O%u, %s) is not among this image's modules; "
+                        "its default runs\n", modfmt_op_name(c->op), dec ? " (decode)" : "", c->module, c->march,
+                        c->opt_level, hash);
+                missing++;
+                continue;
+            }
+            const struct mod_loaded *before = dec ? mod_for_op_decode(c->op) : mod_for_op(c->op);
+            if (dec ? mod_install_op_decode(m, c->op) : mod_install_op(m, c->op)) {
+                missing++;
+                continue;
+            }
+            if (dec)
+                choices.in_force_dec |= 1ull << c->op;
+            else
+                choices.in_force |= 1ull << c->op;
+            if (before != m && len < (int)sizeof changed) {
+                nchanged++;
+                len += snprintf(changed + len, sizeof changed - (size_t)len, "%s%s%s=%s %s -O%d", len ? ", " : "",
+                                modfmt_op_name(c->op), dec ? " (decode)" : "", m->variant, m->march, m->opt_level);
+            }
         }
-        const struct mod_loaded *before = mod_for_op(c->op);
-        mod_install_op(m, c->op);
-        choices.in_force |= 1ull << c->op;
-        if (before != m && len < (int)sizeof changed) {
-            nchanged++;
-            len += snprintf(changed + len, sizeof changed - (size_t)len, "%s%s=%s %s -O%d", len ? ", " : "",
-                            modfmt_op_name(c->op), m->variant, m->march, m->opt_level);
-        }
-    }
-    int in_force = __builtin_popcountll(choices.in_force);
+    int in_force = n - missing;
     if (!in_force)
         snprintf(choices.error, sizeof choices.error, "none of the %d tuned choices names a module this image has",
                  n);
-    kprintf("tune: tuned choice in force for %d of %d ops (generation %llu, measured on this CPU's tag %s, "
+    kprintf("tune: tuned choice in force for %d of %d choices (generation %llu, measured on this CPU's tag %s, "
             "model %s)%s\n", in_force, n, (unsigned long long)h->generation, h->choice_tag, h->choice_model_id,
             missing ? "; see above for the rest" : "");
     if (nchanged)
-        kprintf("tune: %d op%s run%s another variant than the default: %s\n", nchanged, nchanged == 1 ? "" : "s",
-                nchanged == 1 ? "s" : "", changed);
+        kprintf("tune: %d choice%s run%s another variant than the default: %s\n", nchanged,
+                nchanged == 1 ? "" : "s", nchanged == 1 ? "s" : "", changed);
 }
 
 void choice_set(const struct fluid_cache_choice *c, int n, const char *tag, const char *cpu_brand,
@@ -104,8 +116,12 @@ void choice_set(const struct fluid_cache_choice *c, int n, const char *tag, cons
     if (n)
         memcpy(choices.c, c, (size_t)n * sizeof *c);
     set_meta(tag, cpu_brand, model_id, tsc_hz, generation);
-    for (int i = 0; i < n; i++)
-        choices.in_force |= 1ull << c[i].op;
+    for (int i = 0; i < n; i++) {
+        if (c[i].phase == FLUID_CHOICE_DECODE)
+            choices.in_force_dec |= 1ull << c[i].op;
+        else
+            choices.in_force |= 1ull << c[i].op;
+    }
 }
 
 void choice_print(void)
@@ -124,8 +140,11 @@ void choice_print(void)
         const struct fluid_cache_choice *c = &choices.c[i];
         char hash[17];
         sha256_hex(c->sha256, 8, hash);
-        kprintf("  %-14s %-11s %-16s -O%u %s %12llu cycles (default %llu)%s\n", modfmt_op_name(c->op), c->module,
-                c->march, c->opt_level, hash, (unsigned long long)c->cycles,
-                (unsigned long long)c->default_cycles, (choices.in_force >> c->op) & 1 ? "" : "  [not in force]");
+        int dec = c->phase == FLUID_CHOICE_DECODE;
+        char op[32];
+        snprintf(op, sizeof op, "%s%s", modfmt_op_name(c->op), dec ? " decode" : "");
+        kprintf("  %-21s %-11s %-16s -O%u %s %12llu cycles (default %llu)%s\n", op, c->module, c->march,
+                c->opt_level, hash, (unsigned long long)c->cycles, (unsigned long long)c->default_cycles,
+                ((dec ? choices.in_force_dec : choices.in_force) >> c->op) & 1 ? "" : "  [not in force]");
     }
 }

@@ -4,6 +4,10 @@
  * (modules/module_abi.h struct fluid_cache_choice) and put in force at
  * every boot with no host involved, as FFTW's wisdom is.
  *
+ * A matrix product may have two: one for every call (timed on a prefill
+ * batch) and one for its one-token calls (decode steps), put in force in
+ * that order (modules/module_abi.h FLUID_CHOICE_*).
+ *
  * A choice names its module by the SHA-256 of its body, so it matches
  * exactly one build of the image's MODULES region or of the cache; it is
  * used only when the booting CPU has the CPU tag the choices were
@@ -27,7 +31,8 @@ struct choice_state {
     char model_id[64];              /* model whose shapes were timed */
     uint64_t tsc_hz;
     uint64_t generation;            /* slot generation they came from */
-    uint64_t in_force;              /* bit op: its tuned choice runs now */
+    uint64_t in_force;              /* bit op: its tuned choice (FLUID_CHOICE_ALL) runs now */
+    uint64_t in_force_dec;          /* bit op: its decode choice runs its one-token calls */
     struct mod_loaded *base[OP_COUNT]; /* what the loader chose per op, before any choice */
     char error[200];                /* why none are in force ("" if they are, or there are none) */
 };

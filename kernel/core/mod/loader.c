@@ -13,6 +13,17 @@
 
 struct mod_state mods;
 static const struct mod_loaded *op_owner[OP_COUNT];
+static const struct mod_loaded *op_owner_dec[OP_COUNT];   /* of optab[op].dec */
+
+static void set_impl(struct op_impl *d, const struct mod_loaded *m, void *fn)
+{
+    d->fn = fn;
+    d->module = m->name;
+    d->variant = m->variant;
+    d->march = m->march;
+    d->opt_level = m->opt_level;
+    memcpy(d->hash, m->hash, sizeof d->hash);
+}
 
 void mod_reject(const char *what, const char *why)
 {
@@ -54,7 +65,24 @@ int mod_install_op(struct mod_loaded *m, int op)
     s->march = m->march;
     s->opt_level = m->opt_level;
     memcpy(s->hash, m->hash, sizeof s->hash);
+    op_owner_dec[op] = m;
+    set_impl(&s->dec, m, fn);
     return 0;
+}
+
+int mod_install_op_decode(struct mod_loaded *m, int op)
+{
+    void *fn = mod_op_fn(m, op);
+    if (!fn || !optab[op].fn)
+        return -1;
+    op_owner_dec[op] = m;
+    set_impl(&optab[op].dec, m, fn);
+    return 0;
+}
+
+const struct mod_loaded *mod_for_op_decode(int op)
+{
+    return op >= 0 && op < OP_COUNT ? op_owner_dec[op] : NULL;
 }
 
 struct mod_loaded *mod_find(const uint8_t sha256[32], int op)

@@ -118,8 +118,13 @@ int mod_load_candidate(const void *p, size_t avail, const char *variant, uint64_
 
 /* The function of module m for op, or NULL when m does not implement it. */
 void *mod_op_fn(const struct mod_loaded *m, int op);
-/* Make m serve op (it must implement it; returns -1 otherwise). */
+/* Make m serve op, every call of it, decode steps too (it must implement
+ * it; returns -1 otherwise). */
 int mod_install_op(struct mod_loaded *m, int op);
+/* Make m serve only op's one-token calls (optab[op].dec; a tuned decode
+ * choice).  Returns -1 when m does not implement op or op has no module
+ * for its other calls. */
+int mod_install_op_decode(struct mod_loaded *m, int op);
 /* The loaded module whose body hashes to sha256 and implements op, or NULL. */
 struct mod_loaded *mod_find(const uint8_t sha256[32], int op);
 
@@ -134,6 +139,7 @@ void mod_reject(const char *what, const char *why);
  */
 void mod_check_shapes(const struct llama_hparams *hp);
 
-/* The loaded module serving op, or NULL. */
+/* The loaded module serving op, or NULL; its one-token calls. */
 const struct mod_loaded *mod_for_op(int op);
+const struct mod_loaded *mod_for_op_decode(int op);
 #endif

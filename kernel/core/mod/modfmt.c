@@ -384,9 +384,14 @@ int modfmt_slot_choices(const uint8_t *slot, const struct fluid_cache_slot *h, s
             WHY("tuned choice %u: op %u unknown or its names unterminated", i, c->op);
             return -1;
         }
+        if (c->phase > FLUID_CHOICE_DECODE) {
+            WHY("tuned choice %u (%s): unknown phase %u", i, modfmt_op_name(c->op), c->phase);
+            return -1;
+        }
         for (uint32_t j = 0; j < i; j++)
-            if (out[j].op == c->op) {
-                WHY("tuned choices %u and %u are both for %s", j, i, modfmt_op_name(c->op));
+            if (out[j].op == c->op && out[j].phase == c->phase) {
+                WHY("tuned choices %u and %u are both for %s%s", j, i, modfmt_op_name(c->op),
+                    c->phase == FLUID_CHOICE_DECODE ? " (decode)" : "");
                 return -1;
             }
     }

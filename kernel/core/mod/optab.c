@@ -73,6 +73,7 @@ void optab_init(void)
         optab[i].march = "-";
         optab[i].opt_level = 0;
         strcpy(optab[i].hash, "-");
+        optab[i].dec = (struct op_impl){ .variant = "none", .march = "-", .hash = "-" };
     }
 }
 

@@ -25,6 +25,16 @@ struct op_stats {
                                     branch misses); 0 without a PMU */
 } __attribute__((aligned(64)));
 
+/* Where a slot's function came from (its module's loader record). */
+struct op_impl {
+    void *fn;
+    const char *module;          /* module serving it, NULL if none */
+    const char *variant;         /* "baseline", "image", "cache", "pf=16K", "none" */
+    const char *march;           /* -march tag it was built for */
+    int opt_level;
+    char hash[17];               /* first 8 bytes of its SHA-256, hex */
+};
+
 struct op_slot {
     const char *name;
     void *fn;                    /* the active implementation */
@@ -33,6 +43,10 @@ struct op_slot {
     const char *march;           /* -march tag it was built for */
     int opt_level;               /* -O level it was built at */
     char hash[17];               /* first 8 bytes of its SHA-256, hex */
+    /* A matrix product's calls with one token (decode steps) run dec.fn:
+     * fn, unless a tuned decode choice (mod/choice.h) put another variant
+     * there.  Set with fn by every install (mod/loader.h). */
+    struct op_impl dec;
     struct op_stats stats[FLUID_MAX_CPUS];
 };
 

@@ -240,7 +240,7 @@ void tune_print(const struct tune_report *r)
 static int build_records(const struct tune_report *r, struct fluid_cache_choice *c)
 {
     int n = 0;
-    uint64_t measured = 0;
+    uint64_t measured[2] = { 0, 0 };   /* by phase */
     for (int i = 0; i < r->n_ops; i++) {
         const struct tune_op *o = &r->op[i];
         if (o->chosen < 0)
@@ -249,6 +249,7 @@ static int build_records(const struct tune_report *r, struct fluid_cache_choice 
         struct fluid_cache_choice *x = &c[n++];
         memset(x, 0, sizeof *x);
         x->op = (uint16_t)o->w->op;
+        x->phase = (uint16_t)o->w->phase;
         x->opt_level = (uint32_t)v->m->opt_level;
         snprintf(x->module, sizeof x->module, "%s", v->m->name);
         snprintf(x->march, sizeof x->march, "%s", v->m->march);
@@ -256,12 +257,15 @@ static int build_records(const struct tune_report *r, struct fluid_cache_choice 
         x->flags = v->m->flags;
         x->cycles = v->min;
         x->default_cycles = o->def >= 0 ? o->v[o->def].min : 0;
-        measured |= 1ull << o->w->op;
+        measured[o->w->phase] |= 1ull << o->w->op;
     }
     if (strcmp(choices.tag, cpu.tag) == 0)
-        for (int i = 0; i < choices.n && n < FLUID_CACHE_MAX_CHOICES; i++)
-            if (!((measured >> choices.c[i].op) & 1))
-                c[n++] = choices.c[i];
+        for (int i = 0; i < choices.n && n < FLUID_CACHE_MAX_CHOICES; i++) {
+            const struct fluid_cache_choice *e = &choices.c[i];
+            /* an op measured now replaces both of its earlier choices */
+            if (!(((measured[0] | measured[1]) >> e->op) & 1))
+                c[n++] = *e;
+        }
     return n;
 }
 
@@ -270,11 +274,17 @@ int tune_commit(const struct tune_report *r, int save, long stop_after, struct c
 {
     static struct fluid_cache_choice c[FLUID_CACHE_MAX_CHOICES];
     int n = build_records(r, c);
-    for (int i = 0; i < r->n_ops; i++) {
-        const struct tune_op *o = &r->op[i];
-        if (o->chosen >= 0)
-            mod_install_op(o->v[o->chosen].m, o->w->op);
-    }
+    /* every call first, then the one-token calls (a decode choice) */
+    for (int phase = 0; phase < 2; phase++)
+        for (int i = 0; i < r->n_ops; i++) {
+            const struct tune_op *o = &r->op[i];
+            if (o->chosen < 0 || o->w->phase != (phase ? (int)FLUID_CHOICE_DECODE : (int)FLUID_CHOICE_ALL))
+                continue;
+            if (phase)
+                mod_install_op_decode(o->v[o->chosen].m, o->w->op);
+            else
+                mod_install_op(o->v[o->chosen].m, o->w->op);
+        }
     char id[96];
     model_id_string(id, sizeof id);
     uint64_t gen = 0;
@@ -298,8 +308,8 @@ int tune_clear(struct cache_write_result *res, char *err, size_t cap)
     if (cache_write_choices(NULL, 0, &meta, -1, res, err, cap) != 0)
         return -1;
     for (int op = 0; op < OP_COUNT; op++)
-        if ((choices.in_force >> op) & 1 && choice_default(op))
-            mod_install_op(choice_default(op), op);
+        if (((choices.in_force | choices.in_force_dec) >> op) & 1 && choice_default(op))
+            mod_install_op(choice_default(op), op);   /* its decode steps too */
     choice_set(NULL, 0, "", "", "", 0, res->generation);
     return 0;
 }

@@ -113,6 +113,24 @@ static int has_work(const struct tune_work *w, int n, int op)
     return 0;
 }
 
+/* Matrices of type t in block l, but the output matrix (the prefill's). */
+static int batch_mats(int t, uint32_t l, const struct llama_tensor **m)
+{
+    int k = mats_of(t, l, m);
+    return k && m[k - 1] == &model.m.w.output ? k - 1 : k;
+}
+
+/* The matrices an mm workload runs in block l: block 0's when block l has
+ * none of them (every variant then times the same work). */
+static int work_mats(const struct tune_work *w, uint32_t l, const struct llama_tensor **m)
+{
+    int dec = w->phase == FLUID_CHOICE_DECODE;
+    int k = dec ? mats_of(w->wtype, l, m) : batch_mats(w->wtype, l, m);
+    if (k == 0 && l != 0)
+        k = dec ? mats_of(w->wtype, 0, m) : batch_mats(w->wtype, 0, m);
+    return k;
+}
+
 static uint8_t *take(uint8_t **p, uint64_t bytes)
 {
     uint8_t *r = *p;
@@ -125,12 +143,17 @@ static size_t out_bytes(const struct tune_work *w)
 {
     switch (w->kind) {
     case K_MM: {
-        const struct llama_tensor *m[MAX_MATS];
-        int n = mats_of(w->wtype, 0, m);
-        size_t s = 0;
-        for (int i = 0; i < n; i++)
-            s += (size_t)(B + 1) * m[i]->ne1 * 4;
-        return s;
+        /* the most any block needs (mixed-type files differ by block) */
+        size_t most = 0;
+        for (uint32_t l = 0; l < model.m.hp.n_layer; l++) {
+            const struct llama_tensor *m[MAX_MATS];
+            int n = work_mats(w, l, m);
+            size_t s = 0;
+            for (int i = 0; i < n; i++)
+                s += (size_t)(B + 1) * m[i]->ne1 * 4;
+            most = s > most ? s : most;
+        }
+        return most;
     }
     case K_DEQUANT: return (size_t)B * in.D * 4;
     case K_ACT: return (size_t)B * act_row(w->op);
@@ -168,8 +191,14 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap)
     for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++) {
         int mop = op_mm_for_type(mats[i]->type), aop = engine_act_op(mats[i]->type);
         in.uses[act_index(aop)][mats[i]->ne0 != in.D] = 1;
-        if (!has_work(w, n, mop))
-            w[n++] = (struct tune_work){ .op = mop, .kind = K_MM, .wtype = mats[i]->type, .cmp = TUNE_CMP_F32 };
+        if (!has_work(w, n, mop)) {
+            const struct llama_tensor *bm[MAX_MATS];
+            if (batch_mats(mats[i]->type, 0, bm))
+                w[n++] = (struct tune_work){ .op = mop, .kind = K_MM, .wtype = mats[i]->type,
+                                             .cmp = TUNE_CMP_F32, .phase = FLUID_CHOICE_ALL };
+            w[n++] = (struct tune_work){ .op = mop, .kind = K_MM, .wtype = mats[i]->type, .cmp = TUNE_CMP_F32,
+                                         .phase = FLUID_CHOICE_DECODE };
+        }
         if (!has_work(w, n, aop)) {
             enum tune_cmp c = aop == OP_QUANT_Q8_0S ? TUNE_CMP_Q8_0S : aop == OP_QUANT_Q8_K ? TUNE_CMP_Q8_K
                             : aop == OP_CONVERT_F16 ? TUNE_CMP_F16 : TUNE_CMP_F32;
@@ -249,8 +278,13 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap)
         struct tune_work *x = &w[i];
         if (x->kind == K_MM) {
             const struct llama_tensor *m[MAX_MATS];
-            int k = mats_of(x->wtype, 0, m);
-            snprintf(x->shapes, sizeof x->shapes, "%d matri%s %llux%llu%s", k, k == 1 ? "x" : "ces",
+            int k = work_mats(x, 0, m);
+            char ph[24];
+            if (x->phase == FLUID_CHOICE_DECODE)
+                snprintf(ph, sizeof ph, "decode, 1 token");
+            else
+                snprintf(ph, sizeof ph, "prefill, %d tokens", B);
+            snprintf(x->shapes, sizeof x->shapes, "%s: %d matri%s %llux%llu%s", ph, k, k == 1 ? "x" : "ces",
                      (unsigned long long)m[0]->ne0, (unsigned long long)m[0]->ne1, k > 1 ? ",..." : "");
         } else if (x->kind == K_ACT) {
             int a = act_index(x->op);
@@ -346,32 +380,24 @@ uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *
     /* Untimed: wake the workers, which sleep after a while without work
      * (a wake-up is tens of microseconds: not the variant's cost). */
     plat_parallel_for(plat_cpus_online(), nothing, NULL);
-    uint64_t t0 = tsc_begin(), t1 = t0, t2;
+    uint64_t t0 = tsc_begin(), t2;
     switch (w->kind) {
     case K_MM: {
         const struct llama_tensor *m[MAX_MATS];
-        int k = mats_of(w->wtype, l, m), a = act_index(engine_act_op(w->wtype));
-        /* Per matrix: its decode output row, then the prefill block. */
-        for (int phase = 0; phase < 2; phase++) {
-            float *y = (float *)w->out;
-            int ntok = phase ? B : 1;
-            if (phase)
-                t1 = tsc_begin();
-            for (int i = 0; i < k; i++) {
-                int d = m[i]->ne0 != in.D;
-                /* engine_forward computes the logits of a batch's last token only */
-                int n_tok = m[i] == &model.m.w.output ? 1 : ntok;
-                struct matmul_args args = {
-                    .w = m[i]->data, .w_row_bytes = m[i]->row_bytes, .x = in.act[a][d],
-                    .x_row_bytes = engine_act_row_bytes(w->wtype, m[i]->ne0), .y = y, .ldy = m[i]->ne1,
-                    .n_in = (int)m[i]->ne0, .row0 = 0, .row1 = (int)m[i]->ne1, .n_tok = n_tok,
-                    .n_rows = (int)m[i]->ne1,
-                };
-                if (phase)
-                    args.y = y + m[i]->ne1;
-                engine_matmul(w->op, (void (*)(const struct matmul_args *))fn, &args);
-                y += (size_t)(B + 1) * m[i]->ne1;
-            }
+        int k = work_mats(w, l, m), a = act_index(engine_act_op(w->wtype));
+        /* Per matrix: its decode output row, then room for the batch's. */
+        int batch = w->phase != FLUID_CHOICE_DECODE, n_tok = batch ? B : 1;
+        float *y = (float *)w->out;
+        for (int i = 0; i < k; i++) {
+            int d = m[i]->ne0 != in.D;
+            struct matmul_args args = {
+                .w = m[i]->data, .w_row_bytes = m[i]->row_bytes, .x = in.act[a][d],
+                .x_row_bytes = engine_act_row_bytes(w->wtype, m[i]->ne0), .y = batch ? y + m[i]->ne1 : y,
+                .ldy = m[i]->ne1, .n_in = (int)m[i]->ne0, .row0 = 0, .row1 = (int)m[i]->ne1, .n_tok = n_tok,
+                .n_rows = (int)m[i]->ne1,
+            };
+            engine_matmul(w->op, (void (*)(const struct matmul_args *))fn, &args);
+            y += (size_t)(B + 1) * m[i]->ne1;
         }
         break;
     }
@@ -445,10 +471,15 @@ uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *
     }
     }
     t2 = tsc_end();
+    if (w->kind == K_MM && w->phase == FLUID_CHOICE_DECODE) {
+        *dec = t2 - t0;
+        *pre = 0;
+        return *dec;
+    }
     if (w->kind == K_MM) {
-        *dec = t1 - t0;
-        *pre = t2 - t1;
-        return (*dec + *pre / B) / 2;
+        *dec = 0;
+        *pre = t2 - t0;
+        return *pre / B;
     }
     *dec = *pre = t2 - t0;
     return (t2 - t0) / B;

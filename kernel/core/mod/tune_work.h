@@ -3,13 +3,17 @@
  * loaded model's forward pass calls, its calls on the model's real shapes
  * and weights, run by any variant's function.
  *
- *   mm_<type>        every weight matrix of that type in one block (plus
- *                    the output matrix when it has that type), once as a
- *                    decode step (1 token) and once as a prefill batch of
- *                    ENGINE_BATCH tokens (the output matrix for the batch's
- *                    last token only, as engine_forward computes it),
- *                    split over every online CPU as engine.c splits it
- *                    (engine_matmul)
+ *   mm_<type>        two workloads, chosen for apart (engine.c runs
+ *                    optab's dec.fn for one-token calls): "decode", every
+ *                    weight matrix of that type in one block plus the
+ *                    output matrix when it has that type, 1 token each;
+ *                    "prefill", those matrices but the output one (which
+ *                    a prefill computes for its last token only: a
+ *                    one-token call) as a batch of ENGINE_BATCH tokens
+ *                    (none when the type has no such matrix); both split
+ *                    over every online CPU as engine.c splits them
+ *                    (engine_matmul).  A block without a matrix of the
+ *                    type (mixed-type files) is replaced by block 0
  *   dequant_<type>   a row of token_embd per token (the token lookup)
  *   quantize_* / convert_f16 / copy_f32
  *                    the activation rows one token converts: one of n_embd
@@ -30,9 +34,8 @@
  * put them in), so successive repetitions read different memory, as a
  * forward pass does.  repack_* runs once per model load, not per token,
  * and is not timed.  An in-place op's input is restored,
- * untimed, before each run.  Costs are TSC cycles per token: for mm ops
- * the mean of a decode token and a prefill token, (decode + prefill /
- * ENGINE_BATCH) / 2; for the others the batch's cycles / ENGINE_BATCH.
+ * untimed, before each run.  Costs are TSC cycles per token: the decode
+ * step's cycles, or the batch's cycles / ENGINE_BATCH.
  */
 #ifndef FLUID_TUNE_WORK_H
 #define FLUID_TUNE_WORK_H
@@ -59,6 +62,8 @@ struct tune_work {
     int op;                    /* enum fluid_op */
     int kind;                  /* internal: which calls */
     int wtype;                 /* mm, dequant, activation: the ggml type involved */
+    int phase;                 /* the calls timed, as choices name them: FLUID_CHOICE_DECODE
+                                  (mm ops' one-token calls) or FLUID_CHOICE_ALL */
     enum tune_cmp cmp;
     char shapes[96];           /* "7 matrices 2048x256..5632x2048", for the table */
     uint8_t *out;              /* output of the last run */
@@ -76,8 +81,8 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap);
 
 /* Run w with fn (a function of w->op's type) on block `layer`'s weights;
  * the output lands in w->out.  Returns the cost in TSC cycles per token;
- * *dec and *pre (mm ops: decode step, prefill batch; else both the
- * batch) get the two raw intervals. */
+ * *dec and *pre get the raw interval (cycles of the decode step or the
+ * batch; the other 0 for a decode or prefill mm workload). */
 uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *dec, uint64_t *pre);
 
 /* Compare w->out with ref (w->out_bytes from a reference run of the same

@@ -83,6 +83,9 @@ static int cmd_modules(int argc, char **argv, const char *line)
         snprintf(opt, sizeof opt, s->fn ? "-O%d" : "-", s->opt_level);
         kprintf("%-13s %-11s %-8s %-3s %-18s %-16s %10llu %14llu\n", s->name, s->module ? s->module : "-",
                 s->variant, opt, s->march, s->hash, (unsigned long long)t.calls, (unsigned long long)t.cycles);
+        if (s->fn && s->dec.fn != s->fn)
+            kprintf("%-13s %-11s %-8s -O%d %-18s %-16s (its one-token calls: a tuned decode choice)\n", "  decode",
+                    s->dec.module, s->dec.variant, s->dec.opt_level, s->dec.march, s->dec.hash);
     }
     kprintf("loaded: %d baseline modules (%d rejected), %d from the cache (%d rejected)", mods.baseline_loaded,
             mods.baseline_rejected, cache_info.loaded, cache_info.rejected);
@@ -99,9 +102,10 @@ static int cmd_modules(int argc, char **argv, const char *line)
         kprintf(" - %s\n", m->shape_match == 1 ? "matches the model" :
                 m->shape_match == 0 ? "model differs, generic path" : "no model to compare");
     }
-    if (choices.in_force)
-        kprintf("tuned: %d ops run the variant `tune` chose (generation %llu; `tune show`)\n",
-                __builtin_popcountll(choices.in_force), (unsigned long long)choices.generation);
+    if (choices.in_force | choices.in_force_dec)
+        kprintf("tuned: %d ops run the variant `tune` chose (%d decode choices; generation %llu; `tune show`)\n",
+                __builtin_popcountll(choices.in_force | choices.in_force_dec),
+                __builtin_popcountll(choices.in_force_dec), (unsigned long long)choices.generation);
     for (int i = 0; i < mods.n_rejects; i++)
         kprintf("rejected: %s: %s\n", mods.rejects[i].what, mods.rejects[i].why);
     return 0;
@@ -363,6 +367,9 @@ static void prof_export(void)
         jp(",\"opt_level\":%d,", s->opt_level);
         jkey("march", 1); jstr(s->march);
         jkey("hash", 0); jstr(s->hash);
+        jkey("decode_variant", 0); jstr(s->dec.variant);   /* its one-token calls */
+        jkey("decode_march", 0); jstr(s->dec.march);
+        jkey("decode_hash", 0); jstr(s->dec.hash);
         jp(",\"generation\":%llu,\"shaped\":%s", (unsigned long long)(m ? m->generation : 0),
            m && m->n_shapes ? (m->shape_match == 1 ? "\"match\"" : "\"mismatch\"") : "null");
         jp(",\"calls\":%llu,\"cycles\":%llu,\"min\":%llu,\"max\":%llu,\"bytes\":%llu,\"flops\":%llu",

@@ -98,9 +98,10 @@ static int cmd_tune(int argc, char **argv, const char *line)
         return 1;
     }
     tune_print(&report);
-    int changed = 0, wrong = 0, skipped = 0;
+    int changed = 0, wrong = 0, skipped = 0, ops = 0;
     for (int i = 0; i < report.n_ops; i++) {
         const struct tune_op *o = &report.op[i];
+        ops += i == 0 || report.op[i - 1].w->op != o->w->op;   /* an mm op's two workloads are adjacent */
         changed += o->chosen >= 0 && !o->v[o->chosen].is_default;
         for (int j = 0; j < o->n; j++) {
             wrong += o->v[j].status == TUNE_WRONG;
@@ -108,8 +109,8 @@ static int cmd_tune(int argc, char **argv, const char *line)
         }
     }
     int n = tune_commit(&report, save, stop_after, &res, err, sizeof err);
-    kprintf("tune: chose a variant for %d ops (%d differ from the default); %d variants wrong, %d skipped "
-            "(this CPU lacks their features)\n", report.n_ops, changed, wrong, skipped);
+    kprintf("tune: chose %d variants for %d ops (%d differ from the default); %d variants wrong, %d skipped "
+            "(this CPU lacks their features)\n", report.n_ops, ops, changed, wrong, skipped);
     if (n < 0) {
         kprintf("error: tune: %s; the choices run until reboot only\n", err);
         return 1;
