@@ -103,7 +103,8 @@ int main(int argc, char **argv)
         else
             printf("choices %d tag %s model %s\n", nc, h.choice_tag, h.choice_model_id);
         for (int i = 0; i < nc; i++)
-            printf("choice %s %s %s -O%u\n", modfmt_op_name(c[i].op), c[i].module, c[i].march, c[i].opt_level);
+            printf("choice %s%s %s %s -O%u\n", modfmt_op_name(c[i].op), c[i].phase ? " decode" : "", c[i].module,
+                   c[i].march, c[i].opt_level);
     } else {
         free(p);
         return 2;

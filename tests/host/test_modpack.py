@@ -476,6 +476,21 @@ def test_damaged_tuned_choices_are_ignored_not_the_slot(harness, tmp_path):
     two[1] = dict(two[0])
     slot2 = pgo.build_slot(5, [], "m", two, META)
     assert "choices reject tuned choices 0 and 1 are both for mm_q4_0" in run(harness, "slot", _write(tmp_path, slot2))
+    # Once for every call and once for its decode steps: accepted, and
+    # read back with their phases by both readers; twice a decode choice
+    # or an unknown phase: refused.
+    two[1]["phase"] = L.FLUID_CHOICE_DECODE
+    slot2 = pgo.build_slot(5, [], "m", two, META)
+    out = run(harness, "slot", _write(tmp_path, slot2))
+    assert "choice mm_q4_0 mm_q4_0" in out and "choice mm_q4_0 decode mm_q4_0" in out, out
+    assert [c["phase"] for c in pgo.parse_slot(slot2)[2]["choices"]] == [L.FLUID_CHOICE_ALL, L.FLUID_CHOICE_DECODE]
+    two[0]["phase"] = L.FLUID_CHOICE_DECODE
+    out = run(harness, "slot", _write(tmp_path, pgo.build_slot(5, [], "m", two, META)))
+    assert "choices reject tuned choices 0 and 1 are both for mm_q4_0 (decode)" in out, out
+    two[0]["phase"] = 2
+    slot3 = pgo.build_slot(5, [], "m", two, META)
+    assert "tuned choice 0 (mm_q4_0): unknown phase 2" in run(harness, "slot", _write(tmp_path, slot3))
+    assert pgo.parse_slot(slot3)[2]["choices"] == [] and "phase 2" in pgo.parse_slot(slot3)[2]["choices_error"]
 
 
 def test_pgo_apply_keeps_tuned_choices_of_ops_it_does_not_rebuild():

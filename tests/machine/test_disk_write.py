@@ -29,9 +29,11 @@ from conftest import ROOT, build_image, report_figure
 sys.path.insert(0, str(ROOT / "tools"))
 import fluidvm  # noqa: E402
 from pgo_image import Medium  # noqa: E402
+from tune_table import choice_key, modules_rows  # noqa: E402
 
 MEM = "1G"
 N = 13   # ops the mini Q4_0 model's forward pass calls (tests/prompt/test_tune.py HOT)
+NC = 14  # tune's choices for them: mm_q4_0 twice (prefill, decode; test_tune.py WORKS)
 
 
 def newest(img):
@@ -64,11 +66,11 @@ def tuned(tmp_path_factory, gen_model):
     finally:
         vm.close()
     assert re.search(r"wrote generation 1 to cache slot 0 of virtio-blk \S+", out), out[-2000:]
-    m = re.search(r"chose a variant for (\d+) ops \((\d+) differ from the default\)", out)
-    report_figure(f"tune -r 1 in QEMU ({vm.accel}), mini Q4_0: {took:.0f} s; {m.group(2)} of {m.group(1)} ops "
+    m = re.search(r"chose (\d+) variants for (\d+) ops \((\d+) differ from the default\)", out)
+    report_figure(f"tune -r 1 in QEMU ({vm.accel}), mini Q4_0: {took:.0f} s; {m.group(3)} of {m.group(1)} choices "
                   "run another build than the default")
     info, _ = newest(img)
-    assert info["generation"] == 1 and len(info["choices"]) == N
+    assert info["generation"] == 1 and len(info["choices"]) == NC
     return dict(dir=d, img=img, out=out, info=info)
 
 
@@ -79,7 +81,7 @@ def copy(tuned, name):
 
 
 def choices_in_force(log):
-    m = re.search(r"tune: tuned choice in force for (\d+) of (\d+) ops \(generation (\d+)", log)
+    m = re.search(r"tune: tuned choice in force for (\d+) of (\d+) choices \(generation (\d+)", log)
     return m and (int(m.group(1)), int(m.group(2)), int(m.group(3)))
 
 
@@ -87,10 +89,10 @@ def test_tune_in_qemu_and_the_next_boot_runs_it(tuned):
     info = tuned["info"]
     vm = boot(tuned["img"])
     try:
-        assert choices_in_force(vm.text()) == (N, N, 1), vm.text()[-2000:]
-        rows = {l.split()[0]: l.split() for l in vm.cmd("modules").splitlines() if len(l.split()) == 8}
+        assert choices_in_force(vm.text()) == (NC, NC, 1), vm.text()[-2000:]
+        rows = modules_rows(vm.cmd("modules"))
         for c in info["choices"]:
-            assert rows[c["op_name"]][5] == c["sha256"].hex()[:16], c["op_name"]
+            assert rows[choice_key(c)][5] == c["sha256"].hex()[:16], c["op_name"]
         off(vm)
     finally:
         vm.close()
@@ -111,7 +113,7 @@ def test_write_and_flush_round_trip(tuned, disk):
         assert info["generation"] == 2 and info["choices"] == tuned["info"]["choices"]
         assert slots[0]["state"] == "valid" and slots[0]["info"]["generation"] == 1
         vm = boot(img, disk=disk)
-        assert choices_in_force(vm.text()) == (N, N, 2)
+        assert choices_in_force(vm.text()) == (NC, NC, 2)
         off(vm)
     finally:
         vm.close()
@@ -129,7 +131,7 @@ def test_power_cut_during_the_commit_keeps_generation_1(tuned, disk):
         vm = boot(img, disk=disk)
         log = vm.text()
         assert "cache: slot 1: incomplete (interrupted write)" in log, log[-2000:]
-        assert choices_in_force(log) == (N, N, 1)
+        assert choices_in_force(log) == (NC, NC, 1)
         off(vm)
     finally:
         vm.close()
