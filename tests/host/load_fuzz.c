@@ -78,6 +78,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             fprintf(stderr, "load_fuzz: op %s is not linked in (modules/*.c)\n", optab[i].name);
         CHECK(optab[i].fn != NULL);
         optab[i].variant = "linked";
+        optab[i].dec = (struct op_impl){ .fn = optab[i].fn, .variant = "linked", .march = "-", .hash = "-" };
     }
     CHECK(optab_missing(NULL, 0) == 0);
     return 0;
