@@ -65,7 +65,8 @@
  * rows), bytes ahead of the block being read (0: none, the hardware
  * prefetcher alone).  A module may set its own before including this
  * file, from the per-type values here; a -DMM_PREFETCH_OVERRIDE=N build
- * (mmbench experiments) overrides them all.  The default, 4096, was
+ * (mmbench experiments, the image's `tune` alternatives: Makefile
+ * ALT_PF) overrides them all.  The default, 4096, was
  * measured on the Zen 3 host (`make mmbench`, 2 threads, medians: Q4_0
  * decode pass 44.6 -> 36.9 ms, Q4_K 48.9 -> 36.5, Q8_0 63.6 -> 56.9;
  * prefill unchanged: its weights come from L1); on the Zen 5 host 2048
@@ -73,8 +74,10 @@
  * block size (Fluid `bench`, decode tg64, 6 alternating rounds, against
  * 4096): Q4_0 x8 (144-byte blocks) 2048, +7 %; Q8_0 x8 (272) 2048,
  * +14 %; Q4_K x8 (1152) 16384, +24 % (8192 was worse than 4096 for all
- * three).  Prefill moved by 2 % or less.  Which distance a CPU wants is
- * a `tune` question (ROADMAP). */
+ * three).  Prefill moved by 2 % or less.  On the Zen 4 host Q4_K wants
+ * the opposite: 0-4 KiB decode a Q4_K block set in 0.59-0.63 M cycles,
+ * 16 KiB in 0.95 M (`tune`).  So the image also carries each hot matrix
+ * product at 0, 1, 4 and 16 KiB and `tune` picks per CPU (README). */
 #define MM_PREFETCH_Q4_0 2048
 #define MM_PREFETCH_Q8_0 2048
 #define MM_PREFETCH_Q4_K 16384
