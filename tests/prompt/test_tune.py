@@ -125,7 +125,13 @@ def test_tune_times_every_variant_and_checks_it(tuned):
                 assert v["status"] == "ok", (op, v["line"])
         timed = [v for v in vs if v["status"] in ("ok", "reference")]
         chosen = [v for v in timed if v["chosen"]]
-        assert len(chosen) == 1 and chosen[0]["min"] == min(v["min"] for v in timed), op
+        # the fastest, unless the default is within 3 % of it (tune.h TUNE_KEEP)
+        best = min(v["min"] for v in timed)
+        assert len(chosen) == 1, op
+        assert chosen[0]["min"] == best or (chosen[0]["default"] and chosen[0]["min"] <= 1.03 * best), (op, chosen)
+        default = [v for v in timed if v["default"]]
+        if default and not chosen[0]["default"]:
+            assert default[0]["min"] > 1.03 * chosen[0]["min"], (op, default, chosen)
         assert all(1 <= v["reps"] <= 3 for v in timed)
     # Independent of Fluid: SIMD builds beat the -O1 scalar baseline by far
     # on every matrix product (20-55x natively, REFERENCE.md).
@@ -133,6 +139,8 @@ def test_tune_times_every_variant_and_checks_it(tuned):
         base = t[op][0]["min"]
         best = min(v["min"] for v in t[op] if v["status"] == "ok")
         assert base > 3 * best, (op, base, best)
+    assert "tune: matrix products timed with their weights out of the caches (64 MiB read before each run)" in \
+        tuned["out"]
     assert re.search(rf"tune: chose {NW} variants for {N} ops \(\d+ differ from the default\); 0 variants wrong",
                      tuned["out"])
     # The matrix products' prefetch alternatives are timed beside the

@@ -147,6 +147,10 @@ static int measure_op(struct tune_op *o, int reps, uint8_t *ref, int (*poll)(voi
         if (v->status == TUNE_OK && (o->chosen < 0 || v->min < o->v[o->chosen].min))
             o->chosen = i;
     }
+    const struct tune_variant *d = o->def >= 0 ? &o->v[o->def] : NULL;
+    if (o->chosen >= 0 && d && d->status == TUNE_OK &&
+        (double)d->min <= (1.0 + TUNE_KEEP) * (double)o->v[o->chosen].min)
+        o->chosen = o->def;   /* not worth a change */
     return 0;
 }
 
@@ -188,6 +192,7 @@ int tune_measure(int reps, int (*poll)(void *), void *ctx, struct tune_report *r
         }
     }
     prof_enabled = saved;
+    r->evicted = tune_work_evicts();
     plat_free(ref, alloc);
     tune_work_free(r->work, n);
     return rc;
@@ -202,6 +207,10 @@ void tune_print(const struct tune_report *r)
 {
     kprintf("tune: model %s, CPU %s (%s), %d CPUs, %d repetitions, TSC %llu MHz; TSC cycles per token\n",
             model.name, cpu.tag, cpu.brand, plat_cpus_online(), r->reps, (unsigned long long)(cpu.tsc_hz / 1000000));
+    kprintf(r->evicted ? "tune: matrix products timed with their weights out of the caches (%llu MiB read before "
+                         "each run), as in a forward pass\n"
+                       : "tune: no memory to evict the caches (%llu MiB): matrix products timed with warm caches\n",
+            (unsigned long long)(TUNE_EVICT_BYTES >> 20));
     kprintf("%-14s %-8s %-15s %-3s %-16s %-15s %13s %13s %7s %4s\n", "op", "variant", "march", "opt", "hash",
             "check", "min", "median", "spread", "reps");
     for (int i = 0; i < r->n_ops; i++) {

@@ -23,7 +23,12 @@
  * repetition r on block r's weights.  Reported:
  * minimum, median and spread ((max - min) / min) of TSC cycles per
  * token; chosen: the smallest minimum (the estimate least disturbed by
- * other work on the machine).
+ * other work on the machine), unless the default's minimum is within
+ * TUNE_KEEP of it: a choice must pay more than the run-to-run noise of
+ * a memory-bound decode step here (prefetch alternatives of Q8_0 came
+ * within 6 % of each other, in a changing order), or it only trades one
+ * build for another at random.  Matrix products run with their weights
+ * evicted from the caches first (tune_work.h TUNE_EVICT_BYTES).
  */
 #ifndef FLUID_TUNE_H
 #define FLUID_TUNE_H
@@ -37,6 +42,7 @@
 #define TUNE_MAX_REPS 32
 #define TUNE_MAX_VARIANTS 32    /* variants of one op (loaded and skipped) */
 #define TUNE_CUT 2.0
+#define TUNE_KEEP 0.03          /* the default stays unless beaten by more than 3 % */
 
 enum tune_status {
     TUNE_OK,                    /* agrees with the reference (or is it) */
@@ -67,6 +73,7 @@ struct tune_op {
 
 struct tune_report {
     int reps;
+    int evicted;                /* matrix products timed with cold caches (tune_work_evicts) */
     int n_ops;
     struct tune_op op[TUNE_MAX_WORKS];
     struct tune_work work[TUNE_MAX_WORKS];

@@ -45,6 +45,7 @@ static struct {
     float *work;           /* [B][S] scratch */
     uint64_t bytes;        /* everything above, for plat_free */
     uint8_t *mem;
+    uint8_t *evict;        /* TUNE_EVICT_BYTES read before each mm run (NULL: no memory) */
 } in;
 
 static uint32_t rng = 0x9E3779B9u;
@@ -237,6 +238,10 @@ int tune_work_init(struct tune_work *w, char *err, size_t cap)
         snprintf(err, cap, "no memory for the workloads (%llu KiB)", (unsigned long long)(in.bytes / 1024));
         return -1;
     }
+    /* Written once, so its reads touch real memory (not a shared zero page). */
+    in.evict = plat_alloc(TUNE_EVICT_BYTES, 4096);
+    if (in.evict)
+        memset(in.evict, 1, TUNE_EVICT_BYTES);
     uint8_t *p = in.mem;
     in.x = (float *)take(&p, sizes[0]);
     in.x2 = (float *)take(&p, sizes[1]);
@@ -308,7 +313,15 @@ void tune_work_free(struct tune_work *w, int n)
     (void)w, (void)n;
     if (in.mem)
         plat_free(in.mem, in.bytes);
+    if (in.evict)
+        plat_free(in.evict, TUNE_EVICT_BYTES);
     in.mem = NULL;
+    in.evict = NULL;
+}
+
+int tune_work_evicts(void)
+{
+    return in.evict != NULL;
 }
 
 /* ---- running ---- */
@@ -373,12 +386,31 @@ static void nothing(void *ctx, int begin, int end, int cpu)
     (void)ctx, (void)begin, (void)end, (void)cpu;
 }
 
+/* Read pieces [begin, end) of the eviction buffer, one cache line each
+ * 64 bytes (the sum keeps the loads). */
+#define EVICT_PIECE (1u << 20)
+static void evict_part(void *ctx, int begin, int end, int cpu)
+{
+    (void)ctx, (void)cpu;
+    uint64_t s = 0;
+    for (size_t i = (size_t)begin * EVICT_PIECE; i < (size_t)end * EVICT_PIECE; i += 64)
+        s += *(volatile const uint8_t *)(in.evict + i);
+    __asm__ volatile("" : : "r"(s));
+}
+
 uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *dec, uint64_t *pre)
 {
     uint32_t l = layer % model.m.hp.n_layer;
     restore(w);
-    /* Untimed: wake the workers, which sleep after a while without work
-     * (a wake-up is tens of microseconds: not the variant's cost). */
+    /* Untimed: a matrix product's weights leave every cache first, as in
+     * a forward pass (which reads all other blocks' weights in between);
+     * else a variant timed right after another on the same block would
+     * read them from the last-level cache (25 MB of a TinyLlama Q4_0
+     * block fit a 32 MiB L3).  Then wake the workers, which sleep after a
+     * while without work (a wake-up is tens of microseconds: not the
+     * variant's cost). */
+    if (w->kind == K_MM && in.evict)
+        plat_parallel_for((int)(TUNE_EVICT_BYTES / EVICT_PIECE), evict_part, NULL);
     plat_parallel_for(plat_cpus_online(), nothing, NULL);
     uint64_t t0 = tsc_begin(), t2;
     switch (w->kind) {

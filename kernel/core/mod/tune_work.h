@@ -45,6 +45,10 @@
 
 #define TUNE_ATTN_POS 256          /* cached positions attention ops scan (capped at n_ctx) */
 #define TUNE_MAX_WORKS 24          /* ops one model's forward pass calls, at most */
+/* Bytes read (untimed) before each matrix-product run to evict its
+ * weights from the caches: twice the 32 MiB L3 of the largest cache
+ * measured here.  Without the memory tune runs with warm caches and says so. */
+#define TUNE_EVICT_BYTES (64ull << 20)
 
 /* How a variant's output is compared with the reference (the scalar
  * baseline's output on the same input). */
@@ -90,6 +94,9 @@ uint64_t tune_work_run(struct tune_work *w, void *fn, uint32_t layer, uint64_t *
  * (NaN or Inf where the reference is finite: infinity), and *ok by the
  * rule of w->cmp. */
 double tune_work_compare(const struct tune_work *w, const uint8_t *ref, int *ok);
+
+/* 1 when tune_work_init got the eviction buffer (TUNE_EVICT_BYTES). */
+int tune_work_evicts(void);
 
 /* Give back everything tune_work_init took. */
 void tune_work_free(struct tune_work *w, int n);
