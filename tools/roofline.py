@@ -70,7 +70,10 @@ def table(prof, tokens, bw, peak, what, measured=None):
         if not o["op"].startswith("mm_"):
             limit = "small op" if o["cycles"] < 0.02 * total else "latency / overhead"
         rows.append(o)
-        print(f"| {o['op']} | {o['variant']} {o['march']} | {o['cycles'] / tokens:,.0f} | "
+        # a decode run's one-token calls ran the op's decode build (a tuned choice, if any)
+        run = (o.get("decode_variant", o["variant"]), o.get("decode_march", o["march"])) if what == "decode" \
+            else (o["variant"], o["march"])
+        print(f"| {o['op']} | {run[0]} {run[1]} | {o['cycles'] / tokens:,.0f} | "
               f"{100 * o['cycles'] / total:.1f}% | {gbs:.1f} | {pb:.0f}% | {gops:.1f} | {pc:.0f}% | {limit} |")
     busy = tokens / (total / cpus / hz)
     print(f"| total | | {total / tokens:,.0f} | 100% | | | | | {what}: "
