@@ -78,25 +78,16 @@ static const char *const ops[] = {
 };
 _Static_assert(sizeof ops / sizeof ops[0] == OP_COUNT, "op names");
 
+struct id_name {
+    int id;
+    const char *name;
+};
+#define ID_NAME_ROW(id, num, name) { num, name },
 /* Model-shape constant id -> name (FLUID_SHAPE_LIST). */
-static const struct {
-    int id;
-    const char *name;
-} shapes[] = {
-#define FLUID_SHAPE_ROW(id, num, name) { num, name },
-    FLUID_SHAPE_LIST(FLUID_SHAPE_ROW)
-#undef FLUID_SHAPE_ROW
-};
-
+static const struct id_name shapes[] = { FLUID_SHAPE_LIST(ID_NAME_ROW) };
 /* Build parameter id -> name (FLUID_PARAM_LIST). */
-static const struct {
-    int id;
-    const char *name;
-} params[] = {
-#define FLUID_PARAM_ROW(id, num, name) { num, name },
-    FLUID_PARAM_LIST(FLUID_PARAM_ROW)
-#undef FLUID_PARAM_ROW
-};
+static const struct id_name params[] = { FLUID_PARAM_LIST(ID_NAME_ROW) };
+#undef ID_NAME_ROW
 
 struct field {
     const char *name;

@@ -330,6 +330,26 @@ static void finish_header(struct fluid_mod_header *h, const uint8_t *body)
     h->header_crc = crc32_update(0, h, offsetof(struct fluid_mod_header, header_crc));
 }
 
+/* "NAME=VALUE" of option opt into *r, the id from by_name; VALUE a decimal
+ * >= min (1 for shapes, 0 for build parameters) and below 2^31. */
+static void name_value(const char *opt, const char *v, int (*by_name)(const char *), long min,
+                       struct fluid_mod_shape *r)
+{
+    char nm[32];
+    const char *eq = strchr(v, '=');
+    if (!eq || (size_t)(eq - v) >= sizeof nm)
+        die("%s wants NAME=VALUE, not '%s'", opt, v);
+    memcpy(nm, v, (size_t)(eq - v));
+    nm[eq - v] = 0;
+    int id = by_name(nm);
+    char *e;
+    long val = strtol(eq + 1, &e, 10);
+    if (id < 0 || *e || eq[1] == 0 || val < min || val > 0x7fffffffL)
+        die("%s: bad name or value in '%s'", opt, v);
+    r->id = (uint16_t)id;
+    r->value = (uint32_t)val;
+}
+
 static int cmd_module(int argc, char **argv)
 {
     const char *out = NULL, *elf = NULL, *name = NULL, *march = NULL, *feats = NULL;
@@ -366,40 +386,14 @@ static int cmd_module(int argc, char **argv)
             if (*e || opt < 0 || opt > 3)
                 die("--opt must be 0..3, not '%s'", v);
         } else if (!strcmp(k, "--shape")) {
-            char nm[32];
-            const char *eq = strchr(v, '=');
-            if (!eq || (size_t)(eq - v) >= sizeof nm)
-                die("--shape wants NAME=VALUE, not '%s'", v);
-            memcpy(nm, v, (size_t)(eq - v));
-            nm[eq - v] = 0;
-            int id = shape_by_name(nm);
-            char *e;
-            long val = strtol(eq + 1, &e, 10);
-            if (id < 0 || *e || val <= 0 || val > 0x7fffffffL)
-                die("bad shape constant '%s'", v);
             if (h.n_shapes >= FLUID_MOD_MAX_SHAPES)
                 die("more than %d shape constants", FLUID_MOD_MAX_SHAPES);
-            h.shape[h.n_shapes].id = (uint16_t)id;
-            h.shape[h.n_shapes].value = (uint32_t)val;
-            h.n_shapes++;
+            name_value(k, v, shape_by_name, 1, &h.shape[h.n_shapes++]);
             h.flags |= FLUID_MOD_F_SHAPED;
         } else if (!strcmp(k, "--param")) {
-            char nm[32];
-            const char *eq = strchr(v, '=');
-            if (!eq || (size_t)(eq - v) >= sizeof nm)
-                die("--param wants NAME=VALUE, not '%s'", v);
-            memcpy(nm, v, (size_t)(eq - v));
-            nm[eq - v] = 0;
-            int id = param_by_name(nm);
-            char *e;
-            long val = strtol(eq + 1, &e, 10);
-            if (id < 0 || *e || eq[1] == 0 || val < 0 || val > (long)FLUID_MOD_MAX_BODY)
-                die("bad build parameter '%s'", v);
             if (h.n_params >= FLUID_MOD_MAX_PARAMS)
                 die("more than %d build parameters", FLUID_MOD_MAX_PARAMS);
-            h.param[h.n_params].id = (uint16_t)id;
-            h.param[h.n_params].value = (uint32_t)val;
-            h.n_params++;
+            name_value(k, v, param_by_name, 0, &h.param[h.n_params++]);
         } else
             die("unknown option %s", k);
     }

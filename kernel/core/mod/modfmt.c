@@ -178,8 +178,7 @@ int modfmt_check(const void *p, size_t avail, struct mod_view *v, char *why, siz
             return -1;
         }
     for (uint32_t i = 0; i < h->n_params; i++)
-        if (h->param[i].id == 0 || h->param[i].id > FLUID_PARAM_ID_MAX || h->param[i].reserved ||
-            h->param[i].value > FLUID_MOD_MAX_BODY) {
+        if (h->param[i].id == 0 || h->param[i].id > FLUID_PARAM_ID_MAX || h->param[i].reserved) {
             WHY("build parameter %u: bad id %u or value %u", i, h->param[i].id, h->param[i].value);
             return -1;
         }
