@@ -149,6 +149,9 @@ def test_tune_times_every_variant_and_checks_it(tuned):
         pf = {v["variant"] for v in t[op] if v["variant"].startswith("pf=")}
         assert pf == {"pf=0", "pf=1K", "pf=4K", "pf=16K"}, (op, pf)
         assert all(v["march"] in ("x86-64-v3", "x86-64-v4+vnni") for v in t[op] if v["variant"] in pf)
+    # ... and only there: mm_q4_0's other ops do not prefetch.
+    assert not [v for op in WORKS - {"mm_q4_0", "mm_q4_0 decode", "mm_q6_K decode"} for v in t[op]
+                if v["variant"].startswith("pf=")]
 
 
 def test_choice_is_on_disk_in_the_documented_format(tuned):

@@ -104,6 +104,7 @@ static void record_skipped(const struct fluid_mod_header *h, const char *variant
     snprintf(k->march, sizeof k->march, "%s", h->march);
     modfmt_param_label(h, k->label, sizeof k->label);
     k->variant = (h->flags & FLUID_MOD_F_ALT) && k->label[0] ? k->label : variant;
+    k->flags = h->flags;
     k->opt_level = (int)h->opt_level;
     k->ops = 0;
     for (uint32_t i = 0; i < h->n_entries; i++)

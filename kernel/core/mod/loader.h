@@ -55,6 +55,7 @@ struct mod_skipped {
     char march[48];
     const char *variant;         /* "image", "cache" or label */
     char label[16];
+    uint32_t flags;              /* FLUID_MOD_F_* */
     int opt_level;
     uint64_t ops;                /* bit op: it implements op */
     char why[120];               /* "requires AVX512F ..., which this CPU lacks" */

@@ -26,6 +26,11 @@ static void list_variants(struct tune_op *o)
             int base = (m->flags & FLUID_MOD_F_BASELINE) != 0;
             if (!mod_op_fn(m, op) || base != (pass == 0))
                 continue;
+            /* An alternative differs only in its namesake op (the matrix
+             * product whose prefetch it changes), not in the module's
+             * other ops (dequant_q4_0 of mm_q4_0): those it does not offer. */
+            if ((m->flags & FLUID_MOD_F_ALT) && strcmp(m->name, optab[op].name) != 0)
+                continue;
             int dup = -1;
             for (int k = 0; k < o->n && dup < 0; k++)
                 if (o->v[k].status != TUNE_SAME && memcmp(o->v[k].m->sha256, m->sha256, sizeof m->sha256) == 0)
@@ -61,7 +66,7 @@ static void list_variants(struct tune_op *o)
         o->v[0].is_ref = 1;
     for (int i = 0; i < mods.n_skipped && o->n < TUNE_MAX_VARIANTS; i++) {
         const struct mod_skipped *k = &mods.skipped[i];
-        if (!((k->ops >> op) & 1))
+        if (!((k->ops >> op) & 1) || ((k->flags & FLUID_MOD_F_ALT) && strcmp(k->name, optab[op].name) != 0))
             continue;
         struct tune_variant *v = &o->v[o->n++];
         memset(v, 0, sizeof *v);
