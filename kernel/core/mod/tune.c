@@ -254,7 +254,7 @@ void tune_print(const struct tune_report *r)
 static int build_records(const struct tune_report *r, struct fluid_cache_choice *c)
 {
     int n = 0;
-    uint64_t measured[2] = { 0, 0 };   /* by phase */
+    uint64_t measured = 0;   /* ops measured now, in either phase */
     for (int i = 0; i < r->n_ops; i++) {
         const struct tune_op *o = &r->op[i];
         if (o->chosen < 0)
@@ -271,13 +271,13 @@ static int build_records(const struct tune_report *r, struct fluid_cache_choice 
         x->flags = v->m->flags;
         x->cycles = v->min;
         x->default_cycles = o->def >= 0 ? o->v[o->def].min : 0;
-        measured[o->w->phase] |= 1ull << o->w->op;
+        measured |= 1ull << o->w->op;
     }
     if (strcmp(choices.tag, cpu.tag) == 0)
         for (int i = 0; i < choices.n && n < FLUID_CACHE_MAX_CHOICES; i++) {
             const struct fluid_cache_choice *e = &choices.c[i];
             /* an op measured now replaces both of its earlier choices */
-            if (!(((measured[0] | measured[1]) >> e->op) & 1))
+            if (!((measured >> e->op) & 1))
                 c[n++] = *e;
         }
     return n;
