@@ -8,7 +8,7 @@
  *   FLUID_VNNI    AVX-512 VNNI (+VL) or AVX-VNNI: vpdpbusd / vpdpwssd
  *   FLUID_ZMM_VNNI  AVX-512 VNNI with AVX512F/BW/VL: 512-bit vpdpbusd
  *                 prefill tiles of 16 rows (two x8 groups side by side:
- *                 Q4_0, Q8_0, Q4_K) and Q6_K's 8-token row passes
+ *                 Q4_0, Q8_0, Q4_K, Q6_K)
  * Integer results of every path are identical (no saturation can occur
  * for the operand ranges used, see each helper).  Float summation:
  *   Q4_0, Q8_0, Q4_1, Q5_0, Q5_1: SIMD computes 8 rows at once (one per
@@ -81,6 +81,11 @@
 #define MM_PREFETCH_Q4_0 2048
 #define MM_PREFETCH_Q8_0 2048
 #define MM_PREFETCH_Q4_K 16384
+/* Q6_K x8 (1680-byte blocks) decodes best with none on the Zen 4 host
+ * (mmbench model q6_K -n 1 -t 2, 5 rounds alternating, median ms per
+ * pass: 28.6 at 0, 33.7 at 1 KiB, 42.5 at 4 KiB; GGUF rows before the
+ * x8 layout: 29.4). */
+#define MM_PREFETCH_Q6_K 0
 #ifdef MM_PREFETCH_OVERRIDE
 #undef MM_PREFETCH_BYTES
 #define MM_PREFETCH_BYTES MM_PREFETCH_OVERRIDE

@@ -79,7 +79,7 @@
     X(DQ_Q2_K, "dequant_q2_K") X(DQ_Q3_K, "dequant_q3_K")                 \
     X(DQ_Q5_0, "dequant_q5_0") X(DQ_Q4_1, "dequant_q4_1")                 \
     X(DQ_Q5_1, "dequant_q5_1") X(QUANT_Q8_1, "quantize_q8_1")          \
-    X(REPACK_Q4_K, "repack_q4_K")
+    X(REPACK_Q4_K, "repack_q4_K") X(REPACK_Q6_K, "repack_q6_K")
 
 enum fluid_op {
 #define FLUID_OP_ENUM(id, name) OP_##id,

@@ -140,6 +140,33 @@ struct block_q4_Kx8 {
     uint8_t sm_hi[32];
     uint8_t qs[4][8][8][4];          /* [g][c][r][4] */
 };
+/*
+ * Q6_K x8 (repack_q6_K): block i of 8 rows, 1680 bytes as the 8 GGUF
+ * blocks.  Chunk c < 64 of a row is its weights 4c..4c+3 (sub-block
+ * s = c / 4 of 16 weights), each as its unsigned 6-bit q (weight =
+ * d * sc[s] * (q - 32)).  Chunk c of the 8 rows keeps its low nibbles in
+ * the 32 bytes Q6X8_QL(g, c) (row r's 4 at [r]: the bytes' low nibbles
+ * for c < 32, high ones above) and its top two bits in Q6X8_QH(g, c), at
+ * bits 2 * (c / 16) of each byte.  One vector load thus gives chunk c of
+ * the 8 rows, 4 weights per 32-bit lane, for vpdpbusd against the
+ * activation's 4 bytes broadcast, and a tile unpacks it with a shift or
+ * two, a mask and a ternary logic op.  A tile walks the sub-blocks in
+ * quads {m, m + 4, m + 8, m + 12} (m < 4), which share their qh bytes and
+ * their ql bytes in pairs; quad m's bytes are q[m], so the tile reads the
+ * block front to back.  sc[s][r]: row r's scale of sub-block s, so a tile
+ * scales a lane's exact int32 sub-block sum with one multiply (GGUF Q6_K
+ * keeps 4 sub-blocks in a vector and pays a vpdpwssd per 64 products).
+ */
+struct block_q6_Kx8 {
+    ggml_half d[8];                  /* row r's d */
+    int8_t sc[16][8];                /* [s][r] */
+    struct {
+        uint8_t ql[2][4][8][4];      /* [(c / 16) % 2][c % 4][r][4] */
+        uint8_t qh[4][8][4];         /* [c % 4][r][4] */
+    } q[4];                          /* [(c / 4) % 4] */
+};
+#define Q6X8_QL(g, c) ((g)->q[((c) / 4) % 4].ql[((c) / 16) % 2][(c) % 4])
+#define Q6X8_QH(g, c) ((g)->q[((c) / 4) % 4].qh[(c) % 4])
 
 _Static_assert(sizeof(struct block_q4_0) == 18, "q4_0");
 _Static_assert(sizeof(struct block_q4_0x8) == 8 * 18, "q4_0x8");
@@ -156,6 +183,7 @@ _Static_assert(sizeof(struct block_q4_K) == 144, "q4_K");
 _Static_assert(sizeof(struct block_q4_Kx8) == 8 * 144, "q4_Kx8");
 _Static_assert(sizeof(struct block_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(struct block_q6_K) == 210, "q6_K");
+_Static_assert(sizeof(struct block_q6_Kx8) == 8 * 210, "q6_Kx8");
 _Static_assert(sizeof(struct block_q8_K) == 292, "q8_K");
 
 /* What modules may call in the kernel (or in the host test harness). */
@@ -224,12 +252,13 @@ void mm_q3_K(const struct matmul_args *a);   /* X: Q8_K */
 void mm_q5_0(const struct matmul_args *a);   /* X: Q8_0 */
 void mm_q4_1(const struct matmul_args *a);   /* X: Q8_1 */
 void mm_q5_1(const struct matmul_args *a);   /* X: Q8_1 */
-/* Rewrite 8-row groups [g0, g1) of a GGUF-layout Q4_0 / Q8_0 / Q4_K
+/* Rewrite 8-row groups [g0, g1) of a GGUF-layout Q4_0 / Q8_0 / Q4_K / Q6_K
  * matrix (rows of row_bytes) in place into the x8 layout; tmp holds
  * 8 * row_bytes bytes.  Every group exactly once, before any mm_<t>. */
 void repack_q4_0(void *w, size_t row_bytes, int g0, int g1, void *tmp);
 void repack_q8_0(void *w, size_t row_bytes, int g0, int g1, void *tmp);
 void repack_q4_K(void *w, size_t row_bytes, int g0, int g1, void *tmp);
+void repack_q6_K(void *w, size_t row_bytes, int g0, int g1, void *tmp);
 void dequant_f32(const void *w, float *y, int n);
 void dequant_f16(const void *w, float *y, int n);
 void dequant_q8_0(const void *w, float *y, int n);

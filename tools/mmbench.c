@@ -48,6 +48,7 @@ void mm_f16(const struct matmul_args *);
 void repack_q4_0(void *, size_t, int, int, void *);
 void repack_q8_0(void *, size_t, int, int, void *);
 void repack_q4_K(void *, size_t, int, int, void *);
+void repack_q6_K(void *, size_t, int, int, void *);
 void quantize_q8_0s(const float *, void *, int);
 void quantize_q8_K(const float *, void *, int);
 void convert_f16(const float *, void *, int);
@@ -67,7 +68,7 @@ static const struct wtype TYPES[] = {
     { "q8_0", 32, 34, 32, 40, mm_q8_0, quantize_q8_0s, 0, repack_q8_0 },
     { "q4_K", 256, 144, 256, 292, mm_q4_K, quantize_q8_K, 0, repack_q4_K },
     { "q5_K", 256, 176, 256, 292, mm_q5_K, quantize_q8_K, 0 },
-    { "q6_K", 256, 210, 256, 292, mm_q6_K, quantize_q8_K, 208 },
+    { "q6_K", 256, 210, 256, 292, mm_q6_K, quantize_q8_K, 208, repack_q6_K },
     { "f16", 1, 2, 1, 2, mm_f16, convert_f16, -1 },
 };
 

@@ -75,7 +75,7 @@ static const struct wtype types[] = {
     {"q3_K", 256, 110, 256, 292, mm_q3_K, dequant_q3_K, NULL},
     {"q4_K", 256, 144, 256, 292, mm_q4_K, dequant_q4_K, repack_q4_K},
     {"q5_K", 256, 176, 256, 292, mm_q5_K, dequant_q5_K, NULL},
-    {"q6_K", 256, 210, 256, 292, mm_q6_K, dequant_q6_K, NULL},
+    {"q6_K", 256, 210, 256, 292, mm_q6_K, dequant_q6_K, repack_q6_K},
 };
 
 static const struct wtype *find_type(const char *name)

@@ -157,7 +157,7 @@ static int parse(uint8_t *arena_mem)
     return 0;
 }
 
-/* The Q4_0 / Q8_0 matrices into the modules' x8 layout (llm/repack.h). */
+/* The Q4_0 / Q8_0 / Q4_K / Q6_K matrices into the modules' x8 layout (llm/repack.h). */
 static int repack(void)
 {
     char err[160];

@@ -1,6 +1,7 @@
 /*
- * repack.h - lay the model's Q4_0 and Q8_0 matrices out as their matmul
- * modules read them: the 8-row interleaved x8 layout of modules/ops.h.
+ * repack.h - lay the model's Q4_0, Q8_0, Q4_K and Q6_K matrices out as
+ * their matmul modules read them: the 8-row interleaved x8 layouts of
+ * modules/ops.h.
  *
  * Done once per loaded model, after the model region's CRC and the Llama
  * checks, before the first forward pass, in place in the file's memory

@@ -35,6 +35,7 @@ int op_repack_for_type(int t)
     case GGML_TYPE_Q8_0: return OP_REPACK_Q8_0;
     case GGML_TYPE_Q4_0: return OP_REPACK_Q4_0;
     case GGML_TYPE_Q4_K: return OP_REPACK_Q4_K;
+    case GGML_TYPE_Q6_K: return OP_REPACK_Q6_K;
     default: return -1;
     }
 }
